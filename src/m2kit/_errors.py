@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._types import Reply
 
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -55,6 +56,8 @@ class M2Error(Exception):
     """Base of all m2kit errors. `hint` is one line saying how to fix it, or empty."""
 
     hint: str = ""
+    #: Set when retries were tried and given up on: why, and after how many attempts.
+    retry_summary: str = ""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
@@ -185,9 +188,7 @@ class StreamInterrupted(StreamError):
 class StreamErrorEvent(StreamError):
     """The server sent an error inside the stream (`data: {"error": …}` or `event: error`)."""
 
-    def __init__(
-        self, message: str, *, code: object = None, partial: Reply | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: object = None, partial: Reply | None = None) -> None:
         super().__init__(message, partial=partial)
         self.code = code
 

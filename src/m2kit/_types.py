@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Message = dict[str, Any]
 
@@ -112,7 +112,7 @@ class Done:
     reply: Reply
 
 
-StreamEvent = Union[ThinkingDelta, AnswerDelta, ToolCallDelta, UsageUpdate, Done]
+StreamEvent = ThinkingDelta | AnswerDelta | ToolCallDelta | UsageUpdate | Done
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class ParameterDropped:
     reason: str
 
 
-Notice = Union[Wait, ParameterDropped]
+Notice = Wait | ParameterDropped
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,108 @@
+"""m2kit: MiniMax-M2 and other open chat models through Hugging Face Inference Providers.
+
+```python
+import m2kit
+
+client = m2kit.Client()  # MiniMaxAI/MiniMax-M2 on the Hugging Face router, token from HF_TOKEN
+reply = client.chat("Write a Python function to calculate factorial.")
+print(reply.text)        # the answer; reply.thinking holds the reasoning
+```
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConnectionFailed,
+    CreditsExhaustedError,
+    M2Error,
+    ModelLoadingError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServerError,
+    StreamError,
+    StreamErrorEvent,
+    StreamInterrupted,
+)
+from ._profiles import Profile, profile_for
+from ._request import ChatParams
+from ._retry import RetryPolicy
+from ._routing import ModelRef, parse_model
+from ._thinking import Split, StreamSplitter, split_reply
+from ._types import (
+    AnswerDelta,
+    Done,
+    Notice,
+    ParameterDropped,
+    Reply,
+    StreamEvent,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageUpdate,
+    Wait,
+)
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, Client
+
+__all__ = [
+    "APIError",
+    "AnswerDelta",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatParams",
+    "Client",
+    "ConfigError",
+    "ConnectionFailed",
+    "CreditsExhaustedError",
+    "Done",
+    "M2Error",
+    "ModelLoadingError",
+    "ModelNotFoundError",
+    "ModelRef",
+    "Notice",
+    "ParameterDropped",
+    "PermissionDeniedError",
+    "Profile",
+    "RateLimitError",
+    "Reply",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "Split",
+    "StreamError",
+    "StreamErrorEvent",
+    "StreamEvent",
+    "StreamInterrupted",
+    "StreamSplitter",
+    "ThinkingDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "UsageUpdate",
+    "Wait",
+    "__version__",
+    "parse_model",
+    "profile_for",
+    "split_reply",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The clients pull in the HTTP stack; importing it only when used keeps `m2 --help` fast.
+    if name in ("Client", "AsyncClient"):
+        from . import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module 'm2kit' has no attribute {name!r}")

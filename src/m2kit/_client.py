@@ -1,0 +1,364 @@
+"""`Client` and `AsyncClient`: one request path, with the I/O kept to thin sync and async shells.
+
+Everything that is not I/O lives in `_Call` (one logical chat call) and the modules below it; the
+two clients only send, read and sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx2
+
+from ._accumulate import ChunkAccumulator, reply_from_completion
+from ._auth import is_huggingface_url, resolve_token
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    ConnectionFailed,
+    M2Error,
+    StreamInterrupted,
+    error_from_response,
+    redact,
+    request_id_from,
+)
+from ._profiles import profile_for
+from ._request import ChatParams, ChatRequest, build_request
+from ._retry import RetryPolicy, RetrySchedule, is_retryable
+from ._routing import parse_model
+from ._types import Done, Notice, ParameterDropped, Reply, StreamEvent, Wait
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+logger = logging.getLogger("m2kit")
+
+DEFAULT_MODEL = "MiniMaxAI/MiniMax-M2"
+DEFAULT_BASE_URL = "https://router.huggingface.co/v1"
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_CONNECT_TIMEOUT = 15.0
+
+Messages = str | Sequence[Mapping[str, Any]]
+NoticeHook = Callable[[Notice], None]
+
+
+def _log_notice(notice: Notice) -> None:
+    if isinstance(notice, Wait):
+        logger.info("waiting %.1f s: %s", notice.seconds, notice.reason)
+    elif isinstance(notice, ParameterDropped):
+        logger.warning("not sending %s: %s", notice.name, notice.reason)
+
+
+class _Call:
+    """One logical chat call: the request, and reading whatever the server answers. No I/O."""
+
+    def __init__(self, client: _BaseClient, request: ChatRequest, model: str) -> None:
+        self.request = request
+        self.profile = profile_for(model)
+        self._client = client
+        self._started_at = time.monotonic()
+        self.accumulator = ChunkAccumulator(self.profile)
+        self.done = False
+
+    def begin(self, response: httpx2.Response) -> None:
+        """Take in the status line and headers of a successful response."""
+        self.done = False
+        self.accumulator = ChunkAccumulator(
+            self.profile,
+            provider=response.headers.get("x-inference-provider"),
+            request_id=request_id_from(response.headers),
+        )
+        self.log(response)
+
+    def log(self, response: httpx2.Response) -> None:
+        logger.info(
+            "POST %s %d %.2fs provider=%s",
+            response.request.url.host,
+            response.status_code,
+            time.monotonic() - self._started_at,
+            response.headers.get("x-inference-provider", "-"),
+        )
+
+    def error(self, response: httpx2.Response, body: bytes) -> APIError:
+        self.log(response)
+        text = body.decode("utf-8", errors="replace")
+        error = error_from_response(
+            response.status_code, response.headers, text, secret=self._client._token
+        )
+        if isinstance(error, AuthenticationError) and not self._client.is_router:
+            error.hint = "The server refused the key: pass --api-key or set M2_API_KEY."
+        return error
+
+    def transport_error(self, exc: Exception) -> M2Error:
+        """A failed connection or read: retryable before the answer began, an interruption after."""
+        detail = redact(str(exc) or type(exc).__name__, self._client._token)
+        if self.accumulator.started:
+            return StreamInterrupted(
+                f"the connection failed mid-reply ({detail})", partial=self.accumulator.partial()
+            )
+        host = httpx2.URL(self.request.url).host
+        return ConnectionFailed(f"could not get a reply from {host}: {detail}")
+
+    def is_event_stream(self, response: httpx2.Response) -> bool:
+        content_type = response.headers.get("content-type", "")
+        return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+    def on_sse(self, event: str, data: str) -> list[StreamEvent] | None:
+        """Events for one server-sent event; None at `[DONE]`."""
+        if data == "[DONE]":
+            return None
+        if event == "error":
+            raise self.accumulator.error_event(data)
+        if not data:
+            return []
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise self.accumulator.error_event(f"unreadable stream data: {data[:200]}") from None
+        return self.accumulator.feed(chunk) if isinstance(chunk, dict) else []
+
+    def end(self) -> list[StreamEvent]:
+        events, reply = self.accumulator.finish(done=self.done)
+        events.append(Done(reply))
+        return events
+
+    def whole(self, body: bytes) -> list[StreamEvent]:
+        """The events of a whole (non-streamed) completion, as if it had been streamed."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise self.accumulator.error_event("the server's reply is not JSON") from None
+        reply = reply_from_completion(
+            data,
+            self.profile,
+            provider=self.accumulator._provider,
+            request_id=self.accumulator._request_id,
+        )
+        return [Done(reply)]
+
+
+class _BaseClient:
+    """Settings shared by both clients; see `Client` for the parameters."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        on_notice: NoticeHook | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.model = model or os.environ.get("M2_MODEL") or DEFAULT_MODEL
+        self.base_url = (base_url or os.environ.get("M2_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self._check_base_url()
+        self.is_router = is_huggingface_url(self.base_url)
+        if self.is_router:
+            parse_model(self.model)
+        self._token = resolve_token(self.base_url, api_key)
+        self.retry = retry or RetryPolicy()
+        self.on_notice: NoticeHook = on_notice or _log_notice
+        self._headers = dict(headers or {})
+        self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
+
+    def _check_base_url(self) -> None:
+        url = httpx2.URL(self.base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(
+                f"the base URL {self.base_url!r} is not an http(s) URL,"
+                " e.g. http://localhost:8000/v1 for a local vLLM server"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _call(self, messages: Messages, params: ChatParams, *, stream: bool) -> _Call:
+        params = params.copy()
+        model = params.pop("model", None) or self.model
+        if self.is_router:
+            model = str(parse_model(model))
+        params["extra_headers"] = {**self._headers, **(params.get("extra_headers") or {})}
+        request = build_request(
+            base_url=self.base_url,
+            model=model,
+            messages=messages,
+            params=params,
+            stream=stream,
+            token=self._token,
+            is_router=self.is_router,
+            user_agent=f"m2kit/{__version__}",
+        )
+        for notice in request.notices:
+            self.on_notice(notice)
+        return _Call(self, request, model)
+
+    def _next_wait(self, schedule: RetrySchedule, error: M2Error) -> float:
+        """The seconds to wait before the next attempt, or raise `error` when it is time to stop."""
+        wait = schedule.next_wait(error)
+        if wait is None:
+            if is_retryable(error):
+                error.retry_summary = f"{schedule.gave_up} ({schedule.summary()})"
+            raise error
+        self.on_notice(wait)
+        return wait.seconds
+
+
+def _reply(events: Sequence[StreamEvent]) -> Reply:
+    done = events[-1]
+    assert isinstance(done, Done)
+    return done.reply
+
+
+class Client(_BaseClient):
+    """A client for the Hugging Face router or any OpenAI-compatible server.
+
+    - `model`: default `MiniMaxAI/MiniMax-M2`, or env `M2_MODEL`. On the router it may carry a
+      routing suffix: `:fastest` (default), `:cheapest`, `:preferred`, or `:<provider>`.
+    - `base_url`: default `https://router.huggingface.co/v1`, or env `M2_BASE_URL`; plain
+      `http://` is fine for self-hosted vLLM or SGLang servers.
+    - `api_key`: else env `M2_API_KEY`; for Hugging Face URLs only, the Hub token (`HF_TOKEN`,
+      `hf auth login`) or env `HUGGINGFACE_API`. The Hub token is never sent anywhere else.
+    - `timeout`: seconds without a byte from the server before giving up (default 120);
+      `connect_timeout` the same for connecting (default 15).
+    - `retry`: the `RetryPolicy` for 408/429/5xx and connection failures; `on_notice` is called with
+      each `Wait` and `ParameterDropped` notice (default: logged on the `m2kit` logger).
+    - Proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, base_url, api_key, **options)
+        self._http = httpx2.Client(timeout=self._timeout, follow_redirects=False)
+
+    def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
+        """Send `messages` (a prompt, or a list of message dicts) and return the whole reply."""
+        return _reply(list(self._run(self._call(messages, params, stream=False))))
+
+    def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> Iterator[StreamEvent]:
+        """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""
+        return self._run(self._call(messages, params, stream=True))
+
+    def _run(self, call: _Call) -> Iterator[StreamEvent]:
+        schedule = self.retry.schedule()
+        while True:
+            try:
+                yield from self._attempt(call)
+                return
+            except (APIError, ConnectionFailed) as error:
+                time.sleep(self._next_wait(schedule, error))
+
+    def _attempt(self, call: _Call) -> Iterator[StreamEvent]:
+        request = call.request
+        try:
+            with self._http.stream(
+                "POST", request.url, json=request.body, headers=request.headers
+            ) as response:
+                if response.status_code >= 400:
+                    raise call.error(response, response.read())
+                call.begin(response)
+                if not call.is_event_stream(response):
+                    yield from call.whole(response.read())
+                    return
+                for sse in httpx2.EventSource(response):
+                    events = call.on_sse(sse.event, sse.data)
+                    if events is None:
+                        call.done = True
+                        break
+                    yield from events
+        except httpx2.TransportError as exc:
+            raise call.transport_error(exc) from exc
+        yield from call.end()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient(_BaseClient):
+    """The asynchronous twin of `Client`, with the same parameters."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, base_url, api_key, **options)
+        self._http = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False)
+
+    async def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
+        """Send `messages` and return the whole reply."""
+        events = [event async for event in self._run(self._call(messages, params, stream=False))]
+        return _reply(events)
+
+    def stream(
+        self, messages: Messages, **params: Unpack[ChatParams]
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""
+        return self._run(self._call(messages, params, stream=True))
+
+    async def _run(self, call: _Call) -> AsyncIterator[StreamEvent]:
+        schedule = self.retry.schedule()
+        while True:
+            try:
+                async for event in self._attempt(call):
+                    yield event
+                return
+            except (APIError, ConnectionFailed) as error:
+                await anyio.sleep(self._next_wait(schedule, error))
+
+    async def _attempt(self, call: _Call) -> AsyncIterator[StreamEvent]:
+        request = call.request
+        try:
+            async with self._http.stream(
+                "POST", request.url, json=request.body, headers=request.headers
+            ) as response:
+                if response.status_code >= 400:
+                    raise call.error(response, await response.aread())
+                call.begin(response)
+                if not call.is_event_stream(response):
+                    for event in call.whole(await response.aread()):
+                        yield event
+                    return
+                async for sse in httpx2.EventSource(response):
+                    events = call.on_sse(sse.event, sse.data)
+                    if events is None:
+                        call.done = True
+                        break
+                    for event in events:
+                        yield event
+        except httpx2.TransportError as exc:
+            raise call.transport_error(exc) from exc
+        for event in call.end():
+            yield event
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,123 @@
+"""Building the chat-completions request: messages, parameters and their defaults. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from ._errors import ConfigError
+from ._types import Message, Notice, ParameterDropped
+
+# MiniMax-M2's recommended sampling (model card); applied unless the caller says otherwise.
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TOP_P = 0.95
+
+_BODY_PARAMS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+)
+
+
+class ChatParams(TypedDict, total=False):
+    """Parameters of one chat call. A parameter set to None is not sent at all.
+
+    - `model`: overrides the client's model for this call.
+    - `temperature` (default 1.0) and `top_p` (default 0.95): MiniMax-M2's recommended sampling.
+    - `top_k`: sent only to self-hosted servers; the Hugging Face router rejects it, so there it
+      is dropped and a `ParameterDropped` notice says so.
+    - `stop`: a string or a list of strings.
+    - `extra_body`: merged into the JSON body last; `extra_headers`: added to the HTTP headers.
+    """
+
+    model: str | None
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    stop: str | Sequence[str] | None
+    seed: int | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
+    response_format: Mapping[str, Any] | None
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One request, ready to send: the URL, headers and JSON body."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    notices: tuple[Notice, ...]
+
+
+def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Message]:
+    """A prompt string becomes one user message; a list is checked and copied."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+
+    result = []
+    for position, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise ConfigError(
+                f"message {position} is not a chat message: expected a dict with a 'role',"
+                f" got {type(message).__name__}"
+            )
+        result.append(dict(message))
+    if not result:
+        raise ConfigError("no messages to send: give a prompt or at least one message")
+    return result
+
+
+def build_request(
+    *,
+    base_url: str,
+    model: str,
+    messages: str | Sequence[Mapping[str, Any]],
+    params: ChatParams,
+    stream: bool,
+    token: str | None,
+    is_router: bool,
+    user_agent: str,
+) -> ChatRequest:
+    """The request for one chat call. `is_router` drops what the Hugging Face router refuses."""
+    unknown = set(params) - set(ChatParams.__annotations__)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+
+    values: dict[str, Any] = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
+    values.update(params)
+    notices: list[Notice] = []
+    if is_router and values.get("top_k") is not None:
+        values["top_k"] = None
+        notices.append(ParameterDropped("top_k", "the Hugging Face router does not accept it"))
+
+    body: dict[str, Any] = {"model": model, "messages": normalize_messages(messages)}
+    for name in _BODY_PARAMS:
+        if values.get(name) is not None:
+            body[name] = list(values[name]) if name == "tools" else values[name]
+    if isinstance(body.get("stop"), Sequence) and not isinstance(body["stop"], str):
+        body["stop"] = list(body["stop"])
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    body.update(values.get("extra_body") or {})
+
+    headers = {"user-agent": user_agent, "content-type": "application/json"}
+    headers["accept"] = "text/event-stream" if stream else "application/json"
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    headers.update(values.get("extra_headers") or {})
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    return ChatRequest(url=url, headers=headers, body=body, notices=tuple(notices))
