@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import tempfile
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 _ROUTER_HOST = "router.huggingface.co"
 # Read before any fixture runs, because every test's environment is stripped of it.
 _REAL_HF_TOKEN = os.environ.get("HF_TOKEN") or None
+# huggingface_hub fixes its token-file path from HF_HOME at first import, which may come before
+# any fixture: point it at an empty folder now, so no test can read the real user's login.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="m2kit-hf-home-")
 _REMOVED = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_API", "HF_TOKEN_PATH")
 _USER_DIRS = {
     "HOME": "home",
