@@ -10,7 +10,7 @@ pytestmark = pytest.mark.live
 
 
 def test_router_answers_with_thinking_split(live_token: str) -> None:
-    """If the real router answers MiniMax-M2, then the answer, thinking and provider are all there."""
+    """If the real router answers MiniMax-M2, then answer, thinking and provider are there."""
     with m2kit.Client(api_key=live_token) as client:
         reply = client.chat("Reply with the single word: pong", max_tokens=1024)
 
