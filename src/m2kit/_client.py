@@ -95,17 +95,29 @@ class _Call:
         )
         if isinstance(error, AuthenticationError) and not self._client.is_router:
             error.hint = "The server refused the key: pass --api-key or set M2_API_KEY."
+        if 300 <= response.status_code < 400:
+            # Redirects are not followed: a POST would be replayed as a GET, or the token carried
+            # to another host.
+            where = response.headers.get("location") or "another address"
+            error.hint = f"The server redirects to {where}: use that address as the base URL."
         return error
 
-    def transport_error(self, exc: Exception) -> M2Error:
-        """A failed connection or read: retryable before the answer began, an interruption after."""
+    def connection_lost(self, exc: httpx2.RequestError) -> None:
+        """Raise for a failed connection, read or body decoding, unless the reply had finished.
+
+        Before the answer began the failure is retryable (`ConnectionFailed`); after, it is an
+        interruption. Once the finish reason has arrived the reply is whole (cerebras never sends
+        `[DONE]` at all): only a usage chunk that might have followed is lost.
+        """
+        if self.accumulator.finish_reason is not None:
+            return
         detail = redact(str(exc) or type(exc).__name__, self._client._token)
         if self.accumulator.started:
-            return StreamInterrupted(
+            raise StreamInterrupted(
                 f"the connection failed mid-reply ({detail})", partial=self.accumulator.partial()
-            )
+            ) from exc
         host = httpx2.URL(self.request.url).host
-        return ConnectionFailed(f"could not get a reply from {host}: {detail}")
+        raise ConnectionFailed(f"could not get a reply from {host}: {detail}") from exc
 
     def is_event_stream(self, response: httpx2.Response) -> bool:
         content_type = response.headers.get("content-type", "")
@@ -136,6 +148,8 @@ class _Call:
             data = json.loads(body)
         except ValueError:
             raise self.accumulator.error_event("the server's reply is not JSON") from None
+        if not isinstance(data, dict):
+            raise self.accumulator.error_event("the server's reply is not a JSON object")
         reply = reply_from_completion(
             data,
             self.profile,
@@ -269,7 +283,7 @@ class Client(_BaseClient):
             with self._http.stream(
                 "POST", request.url, json=request.body, headers=request.headers
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     raise call.error(response, response.read())
                 call.begin(response)
                 if not call.is_event_stream(response):
@@ -281,8 +295,8 @@ class Client(_BaseClient):
                         call.done = True
                         break
                     yield from events
-        except httpx2.TransportError as exc:
-            raise call.transport_error(exc) from exc
+        except httpx2.RequestError as exc:
+            call.connection_lost(exc)
         yield from call.end()
 
     def close(self) -> None:
@@ -335,7 +349,7 @@ class AsyncClient(_BaseClient):
             async with self._http.stream(
                 "POST", request.url, json=request.body, headers=request.headers
             ) as response:
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     raise call.error(response, await response.aread())
                 call.begin(response)
                 if not call.is_event_stream(response):
@@ -349,8 +363,8 @@ class AsyncClient(_BaseClient):
                         break
                     for event in events:
                         yield event
-        except httpx2.TransportError as exc:
-            raise call.transport_error(exc) from exc
+        except httpx2.RequestError as exc:
+            call.connection_lost(exc)
         for event in call.end():
             yield event
 

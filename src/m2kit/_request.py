@@ -117,7 +117,9 @@ def build_request(
     headers["accept"] = "text/event-stream" if stream else "application/json"
     if token:
         headers["authorization"] = f"Bearer {token}"
-    headers.update(values.get("extra_headers") or {})
+    # Header names ignore case: a caller's `User-Agent` replaces ours instead of going beside it.
+    for name, value in (values.get("extra_headers") or {}).items():
+        headers[name.lower()] = value
 
     url = base_url.rstrip("/") + "/chat/completions"
     return ChatRequest(url=url, headers=headers, body=body, notices=tuple(notices))
