@@ -425,3 +425,13 @@ def test_no_color_is_honoured(server: ScriptedServer) -> None:
 
     assert "\x1b[2m" not in screen
     assert "Recursion is simplest." in screen
+
+
+def test_missing_token_is_explained(server: ScriptedServer) -> None:
+    """If no token is set for the router, then m2 says to set HF_TOKEN or log in."""
+    result = m2(server, "ask", "hi", env={"M2_BASE_URL": ""})
+
+    assert result.returncode == 2
+    assert "HF_TOKEN" in result.stderr
+    assert "hf auth login" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -638,3 +638,44 @@ def test_async_stream_is_an_async_iterator(server: ScriptedServer) -> None:
         return ""
 
     assert anyio.run(first_answer) == "Hi"
+
+
+def test_leaving_a_stream_early_closes_it(server: ScriptedServer) -> None:
+    """If a `with` block leaves a stream early, then it is closed and the client stays usable."""
+    server.queue(ok_stream("Plan.</think>", *["word "] * 50, chunk_delay=0.01), ok_stream("x"))
+
+    with Client(base_url=server.base_url) as client:
+        with client.stream("Hi") as events:
+            first = next(events)
+        rest = list(events)
+        again = client.chat("Again")
+
+    assert isinstance(first, ThinkingDelta)
+    assert rest == []
+    assert again.text == "x"
+
+
+def test_leaving_an_async_stream_early_closes_it(server: ScriptedServer) -> None:
+    """If an `async with` block leaves a stream early, then iterating it again ends at once."""
+    server.queue(ok_stream("Plan.</think>", *["word "] * 50, chunk_delay=0.01))
+
+    async def leave_early() -> list[StreamEvent]:
+        async with AsyncClient(base_url=server.base_url) as client:
+            async with client.stream("Hi") as events:
+                await events.__anext__()
+            return [event async for event in events]
+
+    assert anyio.run(leave_early) == []
+
+
+@pytest.mark.parametrize("kind", [Client, AsyncClient])
+def test_router_without_a_token_says_how_to_get_one(kind: type[Client | AsyncClient]) -> None:
+    """If no Hugging Face token is found for the router, then the error names HF_TOKEN and login."""
+    client = kind()
+
+    with pytest.raises(ConfigError, match="no Hugging Face token") as caught:
+        client.stream("Hi")
+
+    assert "HF_TOKEN" in caught.value.hint
+    assert "hf auth login" in caught.value.hint
+    assert "settings/tokens" in caught.value.hint

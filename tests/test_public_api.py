@@ -7,10 +7,12 @@ import m2kit
 EXPECTED = {
     "APIError",
     "AnswerDelta",
+    "AsyncChatStream",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "ChatParams",
+    "ChatStream",
     "Client",
     "ConfigError",
     "ConnectionFailed",

@@ -35,6 +35,7 @@ from ._profiles import Profile, profile_for
 from ._request import ChatParams
 from ._retry import RetryPolicy
 from ._routing import ModelRef, parse_model
+from ._stream import AsyncChatStream, ChatStream
 from ._thinking import Split, StreamSplitter, split_reply
 from ._types import (
     AnswerDelta,
@@ -58,10 +59,12 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AnswerDelta",
+    "AsyncChatStream",
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
     "ChatParams",
+    "ChatStream",
     "Client",
     "ConfigError",
     "ConnectionFailed",

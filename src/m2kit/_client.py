@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,6 +19,7 @@ import httpx2
 from ._accumulate import ChunkAccumulator, reply_from_completion
 from ._auth import is_huggingface_url, resolve_token
 from ._errors import (
+    TOKENS_PAGE,
     APIError,
     AuthenticationError,
     ConfigError,
@@ -33,6 +34,7 @@ from ._profiles import profile_for
 from ._request import ChatParams, ChatRequest, build_request
 from ._retry import RetryPolicy, RetrySchedule, is_retryable
 from ._routing import parse_model
+from ._stream import AsyncChatStream, ChatStream
 from ._types import Done, Notice, ParameterDropped, Reply, StreamEvent, Wait
 from ._version import __version__
 
@@ -198,6 +200,12 @@ class _BaseClient:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     def _call(self, messages: Messages, params: ChatParams, *, stream: bool) -> _Call:
+        if self.is_router and not self._token:
+            raise ConfigError(
+                "no Hugging Face token found",
+                hint=f"Set HF_TOKEN or run `hf auth login`; create a token at {TOKENS_PAGE}"
+                ' with the "Make calls to Inference Providers" permission.',
+            )
         params = params.copy()
         model = params.pop("model", None) or self.model
         if self.is_router:
@@ -222,7 +230,7 @@ class _BaseClient:
         wait = schedule.next_wait(error)
         if wait is None:
             if is_retryable(error):
-                error.retry_summary = f"{schedule.gave_up} ({schedule.summary()})"
+                error.retry_summary = f"gave up {schedule.summary()}: {schedule.gave_up}"
             raise error
         self.on_notice(wait)
         return wait.seconds
@@ -264,11 +272,14 @@ class Client(_BaseClient):
         """Send `messages` (a prompt, or a list of message dicts) and return the whole reply."""
         return _reply(list(self._run(self._call(messages, params, stream=False))))
 
-    def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> Iterator[StreamEvent]:
-        """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""
-        return self._run(self._call(messages, params, stream=True))
+    def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> ChatStream:
+        """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`.
 
-    def _run(self, call: _Call) -> Iterator[StreamEvent]:
+        Use it in a `with` block to close the connection as soon as you stop reading.
+        """
+        return ChatStream(self._run(self._call(messages, params, stream=True)))
+
+    def _run(self, call: _Call) -> Generator[StreamEvent, None, None]:
         schedule = self.retry.schedule()
         while True:
             try:
@@ -277,7 +288,7 @@ class Client(_BaseClient):
             except (APIError, ConnectionFailed) as error:
                 time.sleep(self._next_wait(schedule, error))
 
-    def _attempt(self, call: _Call) -> Iterator[StreamEvent]:
+    def _attempt(self, call: _Call) -> Generator[StreamEvent, None, None]:
         request = call.request
         try:
             with self._http.stream(
@@ -327,13 +338,11 @@ class AsyncClient(_BaseClient):
         events = [event async for event in self._run(self._call(messages, params, stream=False))]
         return _reply(events)
 
-    def stream(
-        self, messages: Messages, **params: Unpack[ChatParams]
-    ) -> AsyncIterator[StreamEvent]:
+    def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""
-        return self._run(self._call(messages, params, stream=True))
+        return AsyncChatStream(self._run(self._call(messages, params, stream=True)))
 
-    async def _run(self, call: _Call) -> AsyncIterator[StreamEvent]:
+    async def _run(self, call: _Call) -> AsyncGenerator[StreamEvent, None]:
         schedule = self.retry.schedule()
         while True:
             try:
@@ -343,7 +352,7 @@ class AsyncClient(_BaseClient):
             except (APIError, ConnectionFailed) as error:
                 await anyio.sleep(self._next_wait(schedule, error))
 
-    async def _attempt(self, call: _Call) -> AsyncIterator[StreamEvent]:
+    async def _attempt(self, call: _Call) -> AsyncGenerator[StreamEvent, None]:
         request = call.request
         try:
             async with self._http.stream(

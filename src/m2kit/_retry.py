@@ -13,7 +13,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import APIError, ConfigError, ConnectionFailed, ModelLoadingError, StreamError
@@ -196,6 +195,9 @@ def _number(value: str | None) -> float | None:
 
 def _until_date(value: str, now: datetime | None) -> float | None:
     try:
+        # Imported here: email.utils costs every `m2` start some milliseconds, dates are rare.
+        from email.utils import parsedate_to_datetime
+
         date = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
