@@ -69,14 +69,16 @@ class _Call:
         self._started_at = time.monotonic()
         self.accumulator = ChunkAccumulator(self.profile)
         self.done = False
+        self.provider: str | None = None
+        self.request_id: str | None = None
 
     def begin(self, response: httpx2.Response) -> None:
         """Take in the status line and headers of a successful response."""
         self.done = False
+        self.provider = response.headers.get("x-inference-provider")
+        self.request_id = request_id_from(response.headers)
         self.accumulator = ChunkAccumulator(
-            self.profile,
-            provider=response.headers.get("x-inference-provider"),
-            request_id=request_id_from(response.headers),
+            self.profile, provider=self.provider, request_id=self.request_id
         )
         self.log(response)
 
@@ -153,10 +155,7 @@ class _Call:
         if not isinstance(data, dict):
             raise self.accumulator.error_event("the server's reply is not a JSON object")
         reply = reply_from_completion(
-            data,
-            self.profile,
-            provider=self.accumulator._provider,
-            request_id=self.accumulator._request_id,
+            data, self.profile, provider=self.provider, request_id=self.request_id
         )
         return [Done(reply)]
 
