@@ -435,3 +435,15 @@ def test_missing_token_is_explained(server: ScriptedServer) -> None:
     assert "HF_TOKEN" in result.stderr
     assert "hf auth login" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_empty_answer_is_reported(server: ScriptedServer) -> None:
+    """If the model stops with thinking but no answer, then m2 says so and exits 1."""
+    server.queue(stream_step([chunk(content="<think>pondering"), chunk(finish_reason="stop")]))
+
+    result = m2(server, "ask", "hi")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "no answer" in result.stderr
+    assert "--think" in result.stderr

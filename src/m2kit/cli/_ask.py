@@ -140,12 +140,17 @@ def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
         return EXIT_OK
     if options.raw:
         write_raw(reply)
+        return EXIT_OK
 
     if reply.cut_while_thinking:
         say(
             "m2: the reply hit its token limit while the model was still thinking, so there is no"
             " answer: raise --max-tokens."
         )
+        return EXIT_FAILURE
+    if not reply.text and not reply.tool_calls:
+        shown = "" if options.think or not reply.thinking else " (--think shows the thinking)"
+        say(f"m2: the model gave no answer{shown}.")
         return EXIT_FAILURE
     if reply.finish_reason == "length":
         say("m2: the answer was cut short at its token limit: raise --max-tokens for all of it.")
