@@ -18,7 +18,13 @@ from m2kit import (
     Usage,
     UsageUpdate,
 )
-from m2kit._accumulate import ChunkAccumulator, reasoning_text, reply_from_completion, usage_from
+from m2kit._accumulate import (
+    ChunkAccumulator,
+    reasoning_of,
+    reply_from_completion,
+    stream_error,
+    usage_from,
+)
 from m2kit._profiles import profile_for
 
 if TYPE_CHECKING:
@@ -26,7 +32,9 @@ if TYPE_CHECKING:
 
     from m2kit import StreamEvent
 
-M2 = profile_for("MiniMaxAI/MiniMax-M2")
+M2_MODEL = "MiniMaxAI/MiniMax-M2"
+GPT_OSS = "openai/gpt-oss-120b"
+M2 = profile_for(M2_MODEL)
 PLAIN = profile_for("meta-llama/Llama-3.3-70B-Instruct")
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 WEATHER = '{"city": "Paris"}'
@@ -73,8 +81,9 @@ def _field(name: str | None, text: str) -> dict[str, Any]:
     return {name: text} if name else {}
 
 
+@pytest.mark.parametrize("model", [M2_MODEL, GPT_OSS])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_streamed_reply_equals_the_whole_reply(shape: str) -> None:
+def test_streamed_reply_equals_the_whole_reply(shape: str, model: str) -> None:
     """If the same output comes streamed or whole, then both give the same Reply."""
     content, field, reasoning, finish = SHAPES[shape]
     chunks = [chunk(**_field(field, piece)) for piece in reasoning]
@@ -83,10 +92,42 @@ def test_streamed_reply_equals_the_whole_reply(shape: str) -> None:
         "".join(content), **_field(field, "".join(reasoning)), finish_reason=finish, usage=USAGE
     )
 
-    events, streamed = feed(chunks)
+    events, streamed = feed(chunks, model=model)
 
-    assert streamed == reply_from_completion(whole, M2)
+    assert streamed == reply_from_completion(whole, profile_for(model))
     assert texts(events, AnswerDelta).endswith(streamed.text)
+
+
+def test_complete_reply_without_finish_reason_splits_alike_streamed_and_whole() -> None:
+    """If M2 text with no </think> ends complete but with no finish reason, streamed ([DONE]) or
+    whole (null), then both read it as the answer of a normal stop and keep finish_reason None."""
+    streamed = feed([chunk("Paris is"), chunk(" the capital.")], done=True)[1]
+    whole = reply_from_completion(completion("Paris is the capital.", finish_reason=None), M2)
+
+    assert streamed == whole
+    assert (whole.text, whole.thinking) == ("Paris is the capital.", None)
+    assert whole.finish_reason is None
+
+
+def test_partial_reply_without_close_tag_is_thinking() -> None:
+    """If an M2 stream drops before </think>, then the partial reply holds it as thinking."""
+    with pytest.raises(StreamInterrupted) as caught:
+        feed([chunk("half a"), chunk(" thought")], done=False)
+
+    partial = caught.value.partial
+    assert partial is not None
+    assert (partial.text, partial.thinking) == ("", "half a thought")
+
+
+def test_partial_reply_splits_like_the_finished_one() -> None:
+    """If reasoning follows inline thinking, then the partial reply splits as finish would."""
+    accumulator = ChunkAccumulator(M2)
+    accumulator.feed(chunk("plan</think>Hi"))
+    accumulator.feed(chunk(reasoning_content="late"))
+
+    partial = accumulator.partial()
+
+    assert (partial.text, partial.thinking, partial.raw) == ("Hi", "plan\n\nlate", "plan</think>Hi")
 
 
 @pytest.mark.parametrize(
@@ -133,13 +174,56 @@ def test_field_history_is_rebuilt_inline() -> None:
     assert reply.raw == "Hello!"
 
 
+@pytest.mark.parametrize(
+    ("field", "kept_as"),
+    [
+        ("reasoning_content", "reasoning_content"),
+        ("reasoning", "reasoning"),
+        ("reasoning_details", "reasoning_content"),
+    ],
+)
+def test_field_history_stays_a_field_for_a_model_without_inline_tags(
+    field: str, kept_as: str
+) -> None:
+    """If a model whose template reads no tags (gpt-oss) sends field thinking, then history keeps
+    the content as received and the thinking, as received, in the field it came in."""
+    pieces = ["Greet ", "them.\n"]
+    chunks = [chunk(**_field(field, piece)) for piece in pieces]
+    chunks += [chunk("\nHello!"), chunk(finish_reason="stop")]
+    whole = completion("\nHello!", **_field(field, "".join(pieces)))
+
+    _, streamed = feed(chunks, model=GPT_OSS)
+
+    expected = {"role": "assistant", "content": "\nHello!", kept_as: "Greet them.\n"}
+    assert streamed.message == expected
+    assert reply_from_completion(whole, profile_for(GPT_OSS)).message == expected
+    assert (streamed.text, streamed.thinking) == ("Hello!", "Greet them.")
+
+
+def test_field_history_next_to_tool_calls_for_a_model_without_inline_tags() -> None:
+    """If gpt-oss sends field thinking and a tool call, then history has both and no content."""
+    chunks = [chunk(reasoning="Need weather."), chunk(tool_calls=[call(0, "{}", "c", "f")])]
+
+    _, reply = feed(chunks, model=GPT_OSS)
+
+    assert reply.message == {
+        "role": "assistant",
+        "content": None,
+        "reasoning": "Need weather.",
+        "tool_calls": [ToolCall("c", "f", "{}").to_message()],
+    }
+
+
 def test_openrouter_reasoning_and_details_are_not_doubled() -> None:
     """If a delta carries the same text in reasoning and reasoning_details, then it counts once."""
     details = [{"type": "reasoning.text", "text": "Hmm."}]
 
-    assert reasoning_text({"reasoning": "Hmm.", "reasoning_details": details}) == "Hmm."
-    assert reasoning_text({"reasoning": None, "reasoning_details": details}) == "Hmm."
-    assert reasoning_text({"reasoning": None, "reasoning_content": None}) is None
+    both = {"reasoning": "Hmm.", "reasoning_details": details}
+
+    assert reasoning_of(both) == ("Hmm.", "reasoning")
+    assert reasoning_of({"reasoning_details": details}) == ("Hmm.", "reasoning_content")
+    assert reasoning_of({"reasoning": None, "reasoning_content": None}) is None
+    assert reasoning_of({"reasoning_details": [{"type": "reasoning.encrypted"}]}) is None
 
 
 def test_plain_model_keeps_think_mid_answer() -> None:
@@ -224,6 +308,47 @@ def test_tool_call_fragments_join_per_index() -> None:
     }
 
 
+def test_parallel_calls_sharing_an_index_are_kept_apart_by_id() -> None:
+    """If parallel calls all come at index 0 with their own ids, then each is a call of its own,
+    and fragments without an id join the latest one."""
+    chunks = [
+        chunk(tool_calls=[call(0, "", "call_a", "get_weather")]),
+        chunk(tool_calls=[call(0, WEATHER)]),
+        chunk(tool_calls=[call(0, "", "call_b", "get_time")]),
+        chunk(tool_calls=[{"index": 0, "function": {"arguments": "{"}}]),
+        chunk(tool_calls=[call(0, "}")]),
+        chunk(finish_reason="tool_calls"),
+    ]
+
+    _, reply = feed(chunks)
+
+    assert reply.tool_calls == (
+        ToolCall("call_a", "get_weather", WEATHER, 0),
+        ToolCall("call_b", "get_time", "{}", 0),
+    )
+
+
+def test_a_repeated_id_joins_its_call() -> None:
+    """If every fragment of a call repeats its id, then the fragments still make one call."""
+    chunks = [chunk(tool_calls=[call(0, part, "call_a", "f")]) for part in ('{"a": ', "1}")]
+
+    _, reply = feed(chunks)
+
+    assert reply.tool_calls == (ToolCall("call_a", "f", '{"a": 1}', 0),)
+
+
+def test_whole_completion_calls_sharing_an_index_are_kept_apart() -> None:
+    """If a whole completion lists two calls both at index 0, then both are kept, in order."""
+    tool_calls = [call(0, WEATHER, "call_a", "get_weather"), call(0, "{}", "call_b", "get_time")]
+
+    reply = reply_from_completion(completion(None, tool_calls=tool_calls), M2)
+
+    assert [(c.id, c.name, c.index) for c in reply.tool_calls] == [
+        ("call_a", "get_weather", 0),
+        ("call_b", "get_time", 0),
+    ]
+
+
 def test_whole_tool_call_in_one_chunk_starting_at_index_1() -> None:
     """If a whole call arrives in one chunk at index 1 (Anthropic-compatible), then it is kept."""
     _, reply = feed([chunk("Reading."), chunk(tool_calls=[call(1, WEATHER, "t1", "get_weather")])])
@@ -259,6 +384,97 @@ def test_field_thinking_stays_in_history_next_to_tool_calls() -> None:
     _, reply = feed([chunk(reasoning="Need weather."), chunk(tool_calls=[call(0, "{}", "c", "f")])])
 
     assert reply.message["content"] == "<think>\nNeed weather.\n</think>\n\n"
+
+
+# Payloads of unexpected shapes: ignored, never a crash.
+
+
+def _choice(**fields: Any) -> dict[str, Any]:
+    return chunk() | {"choices": [{"index": 0, **fields}]}
+
+
+ODD_CHUNKS: dict[str, dict[str, Any]] = {
+    "delta-a-string": _choice(delta="Hi"),
+    "delta-a-list": _choice(delta=["Hi"]),
+    "choices-a-dict": chunk() | {"choices": {"index": 0, "delta": {"content": "x"}}},
+    "choices-a-number": chunk() | {"choices": 3},
+    "choices-a-string": chunk() | {"choices": "abc"},
+    "function-a-string": chunk(tool_calls=[{"index": 0, "id": "a", "function": "get_weather"}]),
+    "call-without-function": chunk(tool_calls=[{"index": 0, "id": "a", "type": "function"}]),
+    "tool-calls-a-string": _choice(delta={"tool_calls": "get_weather"}),
+    "name-a-number": chunk(tool_calls=[{"index": 0, "function": {"name": 7}}]),
+    "index-a-string": chunk(tool_calls=[{"index": "0", "function": {"name": None}}]),
+    "usage-a-list": chunk() | {"usage": [1, 2]},
+    "usage-a-string": chunk() | {"usage": "lots"},
+    "x_groq-a-string": chunk() | {"x_groq": "fast"},
+    "reasoning-a-number": _choice(delta={"reasoning_content": 3, "reasoning": ["x"]}),
+    "details-a-dict": _choice(delta={"reasoning_details": {"text": "x"}}),
+    "content-a-number": _choice(delta={"content": 5}),
+    "finish-a-dict": _choice(delta={}, finish_reason={"type": "stop"}),
+    "model-a-dict": chunk() | {"model": {"id": "m"}},
+}
+
+
+@pytest.mark.parametrize("odd", ODD_CHUNKS)
+def test_a_chunk_of_odd_shape_is_ignored(odd: str) -> None:
+    """If a chunk has a field of an unexpected type, then it is ignored and the reply comes."""
+    accumulator = ChunkAccumulator(PLAIN)
+    for piece in (ODD_CHUNKS[odd], chunk("Hi", finish_reason="stop"), ODD_CHUNKS[odd]):
+        accumulator.feed(piece)
+
+    _, reply = accumulator.finish(done=True)
+
+    assert (reply.text, reply.tool_calls, reply.finish_reason) == ("Hi", (), "stop")
+    assert reply.model == "MiniMaxAI/MiniMax-M2"
+
+
+def test_usage_fields_of_odd_types_are_left_out() -> None:
+    """If usage counts are text, floats or booleans, or details a list, then they read as None."""
+    raw = {"prompt_tokens": "10", "completion_tokens": 5.0, "total_tokens": True}
+
+    assert usage_from({"usage": raw | {"completion_tokens_details": [3]}}) == Usage()
+    assert usage_from({"usage": None, "x_groq": {"usage": "x"}}) is None
+
+
+ODD_COMPLETIONS: dict[str, dict[str, Any]] = {
+    "choices-a-dict": {"choices": {"message": {"content": "Hi"}}},
+    "choices-empty": {"choices": []},
+    "choices-missing": {"object": "chat.completion"},
+    "choice-a-string": {"choices": ["Hi"]},
+    "message-a-list": {"choices": [{"message": ["Hi"], "finish_reason": "stop"}]},
+    "message-a-string": {"choices": [{"message": "Hi"}]},
+    "function-a-string": completion(None, tool_calls=[{"id": "a", "function": "get_weather"}]),
+    "call-without-function": completion(None, tool_calls=[{"id": "a", "type": "function"}]),
+    "usage-a-string": completion("") | {"usage": "lots", "model": 7},
+}
+
+
+@pytest.mark.parametrize("odd", ODD_COMPLETIONS)
+def test_a_completion_of_odd_shape_gives_an_empty_reply(odd: str) -> None:
+    """If a whole completion has a part of an unexpected type, then it reads as an empty reply."""
+    reply = reply_from_completion(ODD_COMPLETIONS[odd], M2)
+
+    assert (reply.text, reply.thinking, reply.tool_calls, reply.usage) == ("", None, (), None)
+    assert reply.model in (None, "MiniMaxAI/MiniMax-M2")
+
+
+PARTS = [
+    {"type": "text", "text": "Plan.</think>"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+    {"type": "text", "text": "Hi"},
+    {"type": "text", "text": None},
+    "stray",
+]
+
+
+def test_content_as_a_list_of_parts_is_joined_from_its_text_parts() -> None:
+    """If content comes as a list of parts, streamed or whole, then its text parts are joined."""
+    streamed = feed([_choice(delta={"content": PARTS}), chunk(finish_reason="stop")])[1]
+    message = {"content": PARTS}
+    whole = completion(None) | {"choices": [{"message": message, "finish_reason": "stop"}]}
+
+    assert streamed == reply_from_completion(whole, M2)
+    assert (streamed.text, streamed.thinking, streamed.raw) == ("Hi", "Plan.", "Plan.</think>Hi")
 
 
 # Stream state and endings.
@@ -312,6 +528,57 @@ def test_error_event_data_gives_the_server_message() -> None:
     )
 
     assert (error.message, error.code) == ("Tool call failed", "x")
+
+
+TOKEN = "tok-abcdef123456"
+ERROR_SHAPES: dict[str, object] = {
+    "error-object": {"message": f"key {TOKEN} refused", "code": f"bad_{TOKEN}"},
+    "event-error-json": f'{{"error": {{"message": "key {TOKEN} refused"}}}}',
+    "event-error-text": f"key {TOKEN} refused",
+    "unreadable-quote": f"unreadable stream data: key {TOKEN} refused",
+    "error-without-message": {"detail": f"key {TOKEN} refused"},
+}
+
+
+@pytest.mark.parametrize("shape", ERROR_SHAPES)
+def test_stream_errors_never_carry_the_token(shape: str) -> None:
+    """If an error sent in a 200 stream quotes the token, then the exception has it redacted."""
+    accumulator = ChunkAccumulator(M2, secret=TOKEN)
+    accumulator.feed(chunk("Plan.</think>Par"))
+    error = ERROR_SHAPES[shape]
+
+    raised = [accumulator.error_event(error)]
+    if isinstance(error, dict):
+        with pytest.raises(StreamErrorEvent) as caught:
+            accumulator.feed(chunk() | {"error": error})
+        raised.append(caught.value)
+
+    for exc in raised:
+        assert TOKEN not in f"{exc} {exc.message} {exc.code}"
+        assert "[token]" in exc.message
+        assert exc.partial is not None
+        assert exc.partial.text == "Par"
+
+
+@pytest.mark.parametrize("shape", ["error-object", "event-error-text"])
+def test_completion_errors_never_carry_the_token(shape: str) -> None:
+    """If a whole completion's error object or text quotes the token, then it is redacted."""
+    with pytest.raises(StreamErrorEvent) as caught:
+        reply_from_completion({"error": ERROR_SHAPES[shape]}, M2, secret=TOKEN)
+
+    assert TOKEN not in caught.value.message
+    assert caught.value.partial is None
+
+
+def test_stream_error_reads_every_shape_alike() -> None:
+    """If an error comes as an object, its JSON text or wrapped in `error`, then it reads alike."""
+    error = {"message": "Upstream went away", "code": 502}
+    text = '{"message": "Upstream went away", "code": 502}'
+
+    for given in (error, text, f'{{"error": {text}}}'):
+        raised = stream_error(given, partial=None)
+        assert (raised.message, raised.code) == ("Upstream went away", 502)
+    assert stream_error({"detail": "x"}, partial=None).message == '{"detail": "x"}'
 
 
 def test_other_choices_are_ignored() -> None:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from m2kit._profiles import _PROFILES, Profile, profile_for
+from m2kit import ConfigError
+from m2kit._profiles import _PROFILES, PROFILE_NAMES, Profile, profile_for, profile_named
 
 # One model id per row of the table; a row added without an example here fails the last test.
 ROW_EXAMPLES = {
@@ -98,3 +99,35 @@ def test_render_history_uses_the_profile_tags() -> None:
     """If a profile has its own tags, then the rendered history uses them."""
     profile = Profile("seed", open_tag="<seed:think>", close_tag="</seed:think>")
     assert profile.render_history("x", "y") == "<seed:think>\nx\n</seed:think>\n\ny"
+
+
+@pytest.mark.parametrize("model", ROW_EXAMPLES.values())
+def test_tag_template_families_take_history_inline(model: str) -> None:
+    """If a family in the table reads thinking from tags, then its history is rebuilt inline;
+    the default profile's is not."""
+    profile = profile_for(model)
+    assert profile.inline_history == (profile.name != "default")
+    assert not profile_for("openai/gpt-oss-120b").inline_history
+
+
+def test_profile_names_are_the_table_names_then_default() -> None:
+    """If the table names its families, then PROFILE_NAMES lists each once, "default" last."""
+    assert PROFILE_NAMES == ("minimax-m2", "qwen3-thinking", "qwq", "deepseek-r1", "default")
+
+
+@pytest.mark.parametrize("model", ROW_EXAMPLES.values())
+def test_every_profile_is_found_by_its_name(model: str) -> None:
+    """If a profile's name is given, case aside, then profile_named returns that profile."""
+    profile = profile_for(model)
+    assert profile_named(profile.name) is profile
+    assert profile_named(f" {profile.name.upper()} ") is profile
+
+
+@pytest.mark.parametrize("name", ["minimax", "", "MiniMaxAI/MiniMax-M2"])
+def test_an_unknown_profile_name_lists_the_names(name: str) -> None:
+    """If an unknown profile name is given, then ConfigError lists every name."""
+    with pytest.raises(ConfigError) as caught:
+        profile_named(name)
+
+    assert all(known in caught.value.message for known in PROFILE_NAMES)
+    assert caught.value.hint

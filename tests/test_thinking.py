@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from m2kit._profiles import Profile, profile_for
-from m2kit._thinking import Split, StreamSplitter, history_content, split_reply
+from m2kit._thinking import (
+    Split,
+    StreamSplitter,
+    history_content,
+    history_reasoning,
+    split_reply,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -187,9 +193,43 @@ def test_history_rebuilds_field_thinking_in_native_form() -> None:
     """If the thinking came in a field, then history carries it in the profile's inline form."""
     split = split_reply("\n\nHi", "plan", M2, "stop")
     assert history_content(split, "\n\nHi", M2) == "<think>\nplan\n</think>\n\nHi"
+    assert history_reasoning(split, "plan", M2) is None
+
+
+@pytest.mark.parametrize("profile", [PLAIN, SEED])
+def test_history_keeps_field_thinking_in_a_field_without_inline_history(profile: Profile) -> None:
+    """If the thinking came in a field and the template reads no tags, then the content stays as
+    received and the reasoning goes back whole, as received."""
+    split = split_reply("\n\nHi", " plan\n", profile, "stop")
+
+    assert history_content(split, "\n\nHi", profile) == "\n\nHi"
+    assert history_reasoning(split, " plan\n", profile) == " plan\n"
+
+
+def test_history_reasoning_is_none_without_field_thinking() -> None:
+    """If the thinking came inline, or the field was blank, then no reasoning field goes back."""
+    inline = split_reply("<think>a</think>b", None, PLAIN, "stop")
+    blank = split_reply("b", " \n", PLAIN, "stop")
+
+    assert history_reasoning(inline, "", PLAIN) is None
+    assert history_reasoning(blank, " \n", PLAIN) is None
 
 
 # Streams.
+
+
+def test_splitter_keeps_what_was_fed_as_received() -> None:
+    """If content and reasoning were fed in pieces, then the splitter gives them back joined, and
+    split() is what split_reply makes of them."""
+    splitter = StreamSplitter(M2)
+    for piece in ("\n", "pl", "an \n"):
+        splitter.feed_reasoning(piece)
+    for piece in ("\nH", "i"):
+        splitter.feed_content(piece)
+
+    assert (splitter.content, splitter.reasoning) == ("\nHi", "\nplan \n")
+    assert splitter.split(None) == split_reply("\nHi", "\nplan \n", M2, None)
+    assert splitter.finish("stop")[2] == splitter.split("stop")
 
 
 def test_thinking_is_shown_as_it_arrives() -> None:

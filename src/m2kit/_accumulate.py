@@ -1,12 +1,21 @@
-"""Turning chat-completion chunks, or a whole completion, into events and one `Reply`. No I/O."""
+"""Turning chat-completion chunks, or a whole completion, into events and one `Reply`. No I/O.
+
+Providers behind the router vary widely, so payloads are read defensively: a field of an
+unexpected type is ignored, never a crash.
+
+A reply that is complete but has no finish reason (a stream that ended with `[DONE]`, a whole
+completion with `finish_reason: null`) splits as a normal stop; `Reply.finish_reason` stays None,
+as received. Only a partial reply splits as a dropped stream.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import StreamErrorEvent, StreamInterrupted
-from ._thinking import Split, StreamSplitter, history_content, split_reply
+from ._errors import StreamErrorEvent, StreamInterrupted, redact
+from ._thinking import StreamSplitter, history_content, history_reasoning, split_reply
 from ._types import (
     AnswerDelta,
     Message,
@@ -23,26 +32,29 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._profiles import Profile
+    from ._thinking import Split
 
 
-def reasoning_text(part: Mapping[str, Any]) -> str | None:
-    """The thinking in a message or delta's separate field, if any.
+def reasoning_of(part: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The thinking in a message or delta's separate field, and the field history returns it in.
 
     `reasoning_content` (DeepSeek, novita, fireworks-ai, SGLang, older vLLM), `reasoning` (vLLM,
-    Groq, OpenRouter), or a `reasoning_details` list of `{type, text}` (novita, OpenRouter).
-    OpenRouter sends the same text under `reasoning` and `reasoning_details`: the first one wins.
+    Groq, OpenRouter), or a `reasoning_details` list of `{type, text}` (novita, OpenRouter), which
+    goes back as `reasoning_content`. OpenRouter sends the same text under `reasoning` and
+    `reasoning_details`: the first one wins.
     """
     for key in ("reasoning_content", "reasoning"):
         value = part.get(key)
         if isinstance(value, str) and value:
-            return value
+            return value, key
+
     details = part.get("reasoning_details")
-    if isinstance(details, list):
-        texts = [
-            d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
-        ]
-        return "".join(texts) or None
-    return None
+    if not isinstance(details, list):
+        return None
+    text = "".join(
+        d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
+    )
+    return (text, "reasoning_content") if text else None
 
 
 def usage_from(data: Mapping[str, Any]) -> Usage | None:
@@ -64,8 +76,63 @@ def usage_from(data: Mapping[str, Any]) -> Usage | None:
     )
 
 
+def stream_error(
+    error: object, *, partial: Reply | None, secret: str | None = None
+) -> StreamErrorEvent:
+    """The exception for an error a server sent with status 200, with `secret` redacted.
+
+    `error` is the `error` object of a chunk or completion, or text: the data of an `event: error`
+    (JSON with an `error` object, or plain) or a message of our own.
+    """
+    if isinstance(error, str):
+        try:
+            parsed = json.loads(error)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            error = parsed.get("error") or parsed
+
+    message, code = str(error), None
+    if isinstance(error, dict):
+        text = error.get("message")
+        message = text if isinstance(text, str) and text else json.dumps(error, default=str)
+        code = error.get("code")
+    if isinstance(code, str):
+        code = redact(code, secret)
+    return StreamErrorEvent(redact(message, secret), code=code, partial=partial)
+
+
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _content_text(value: object) -> str:
+    # Some servers send content as a list of parts, OpenAI's input form; only text parts count.
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        return ""
+    return "".join(
+        part["text"]
+        for part in value
+        if isinstance(part, dict)
+        and part.get("type", "text") == "text"
+        and isinstance(part.get("text"), str)
+    )
+
+
+def _first_choice(choices: object) -> Mapping[str, Any] | None:
+    # Only choice 0 makes the reply; a server may send others when asked for n > 1.
+    if not isinstance(choices, list):
+        return None
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            return choice
+    return None
 
 
 def _arguments(value: object) -> str:
@@ -86,45 +153,58 @@ def _tool_call_list(value: object) -> list[dict[str, Any]]:
     return []
 
 
-def _assistant_message(content: str, tool_calls: tuple[ToolCall, ...]) -> Message:
-    message: Message = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = [call.to_message() for call in tool_calls]
-        if not content:
-            message["content"] = None
-    return message
+@dataclass
+class _PendingCall:
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
 
 
 class _ToolCalls:
-    """Tool-call fragments joined per index; the first non-empty id and name win."""
+    """Tool-call fragments joined into calls; the first non-empty id and name of each win.
+
+    A fragment joins the latest call at its index, unless it brings a non-empty id other than
+    that call's: then it starts a new call, since some servers send parallel calls all at index 0.
+    """
 
     def __init__(self) -> None:
-        self._calls: dict[int, list[Any]] = {}
+        self._calls: list[_PendingCall] = []
+        self._latest: dict[int, _PendingCall] = {}
 
     def feed(self, raw: object) -> list[ToolCallDelta]:
         deltas = []
         for position, item in enumerate(_tool_call_list(raw)):
-            index = item.get("index")
-            index = index if isinstance(index, int) else position
-            function = item.get("function") or {}
+            index = _int(item.get("index"))
+            index = position if index is None else index
             call_id = item.get("id")
-            call_id = str(call_id) if call_id not in (None, "") else ""
-            name = function.get("name") or ""
+            call_id = str(call_id) if isinstance(call_id, (str, int)) else ""
+            function = item.get("function")
+            function = function if isinstance(function, dict) else {}
+            name = _text(function.get("name")) or ""
             arguments = _arguments(function.get("arguments"))
 
-            entry = self._calls.setdefault(index, ["", "", []])
-            entry[0] = entry[0] or call_id
-            entry[1] = entry[1] or name
-            entry[2].append(arguments)
+            call = self._latest.get(index)
+            if call is None or (call_id and call.id and call_id != call.id):
+                call = self._latest[index] = _PendingCall(index)
+                self._calls.append(call)
+            call.id = call.id or call_id
+            call.name = call.name or name
+            call.arguments.append(arguments)
             deltas.append(ToolCallDelta(index, call_id, name, arguments))
         return deltas
 
     def result(self) -> tuple[ToolCall, ...]:
+        # A call that never got a name or arguments (an item without `function`) says nothing.
+        calls = [call for call in self._calls if call.name or any(call.arguments)]
         return tuple(
             ToolCall(
-                id=call_id or f"call_{index}", name=name, arguments="".join(parts), index=index
+                id=call.id or f"call_{call.index}",
+                name=call.name,
+                arguments="".join(call.arguments),
+                index=call.index,
             )
-            for index, (call_id, name, parts) in sorted(self._calls.items())
+            for call in sorted(calls, key=lambda call: call.index)
         )
 
 
@@ -132,7 +212,8 @@ class ChunkAccumulator:
     """Feeds streamed `chat.completion.chunk` objects in; events and finally one `Reply` come out.
 
     `started` turns True with the first thinking, answer or tool-call delta: from then on a failed
-    stream must not be retried silently.
+    stream must not be retried silently. `secret` (the API token) is redacted from the message of
+    every `StreamErrorEvent` built here.
     """
 
     def __init__(
@@ -142,15 +223,16 @@ class ChunkAccumulator:
         model: str | None = None,
         provider: str | None = None,
         request_id: str | None = None,
+        secret: str | None = None,
     ) -> None:
         self._profile = profile
         self._splitter = StreamSplitter(profile)
         self._tools = _ToolCalls()
-        self._content: list[str] = []
-        self._reasoning: list[str] = []
+        self._field: str | None = None  # the reasoning field history returns the thinking in
         self._model = model
         self._provider = provider
         self._request_id = request_id
+        self._secret = secret
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.started = False
@@ -161,10 +243,10 @@ class ChunkAccumulator:
             raise self.error_event(chunk["error"])
 
         events: list[StreamEvent] = []
-        self._model = self._model or chunk.get("model") or None
-        for choice in chunk.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._feed_choice(choice, events)
+        self._model = self._model or _text(chunk.get("model"))
+        choice = _first_choice(chunk.get("choices"))
+        if choice is not None:
+            self._feed_choice(choice, events)
 
         usage = usage_from(chunk)
         if usage is not None:
@@ -173,15 +255,16 @@ class ChunkAccumulator:
         return events
 
     def _feed_choice(self, choice: Mapping[str, Any], events: list[StreamEvent]) -> None:
-        delta = choice.get("delta") or {}
-        reasoning = reasoning_text(delta)
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        reasoning = reasoning_of(delta)
         if reasoning:
-            self._reasoning.append(reasoning)
-            self._emit(self._splitter.feed_reasoning(reasoning), events)
+            self._field = self._field or reasoning[1]
+            self._emit(self._splitter.feed_reasoning(reasoning[0]), events)
 
         content = delta.get("content")
-        if isinstance(content, str) and content:
-            self._content.append(content)
+        content = content if isinstance(content, str) else _content_text(content)
+        if content:
             self._emit(self._splitter.feed_content(content), events)
 
         if delta.get("tool_calls"):
@@ -189,8 +272,7 @@ class ChunkAccumulator:
             events.extend(tool_deltas)
             self.started = self.started or bool(tool_deltas)
 
-        if choice.get("finish_reason"):
-            self.finish_reason = str(choice["finish_reason"])
+        self.finish_reason = _text(choice.get("finish_reason")) or self.finish_reason
 
     def _emit(self, deltas: tuple[str, str], events: list[StreamEvent]) -> None:
         thinking, answer = deltas
@@ -201,17 +283,8 @@ class ChunkAccumulator:
         self.started = self.started or bool(thinking or answer)
 
     def error_event(self, error: object) -> StreamErrorEvent:
-        """The exception for an error the server sent inside the stream."""
-        message, code = str(error), None
-        if isinstance(error, dict):
-            message = str(error.get("message") or error)
-            code = error.get("code")
-        elif isinstance(error, str):
-            try:
-                return self.error_event(json.loads(error)["error"])
-            except (ValueError, KeyError, TypeError):
-                pass
-        return StreamErrorEvent(message, code=code, partial=self.partial())
+        """The exception for an error the server sent inside the stream; see `stream_error`."""
+        return stream_error(error, partial=self.partial(), secret=self._secret)
 
     def finish(self, *, done: bool) -> tuple[list[StreamEvent], Reply]:
         """The last deltas and the complete reply, once the stream has ended.
@@ -232,16 +305,15 @@ class ChunkAccumulator:
 
     def partial(self) -> Reply:
         """What has arrived so far, as a reply (never a complete answer)."""
-        content = "".join(self._content)
-        reasoning = "".join(self._reasoning) or None
-        return self._reply(split_reply(content, reasoning, self._profile, None))
+        return self._reply(self._splitter.split(None))
 
     def _reply(self, split: Split) -> Reply:
-        raw = "".join(self._content)
-        return build_reply(
+        return _build_reply(
             split,
-            raw,
             self._profile,
+            content=self._splitter.content,
+            reasoning=self._splitter.reasoning,
+            reasoning_field=self._field,
             tool_calls=self._tools.result(),
             model=self._model,
             provider=self._provider,
@@ -251,11 +323,53 @@ class ChunkAccumulator:
         )
 
 
-def build_reply(
-    split: Split,
-    raw: str,
+def reply_from_completion(
+    data: Mapping[str, Any],
     profile: Profile,
     *,
+    provider: str | None = None,
+    request_id: str | None = None,
+    secret: str | None = None,
+) -> Reply:
+    """The reply in a whole (non-streamed) `chat.completion` object.
+
+    An `error` object raises `StreamErrorEvent`, with `secret` (the API token) redacted.
+    """
+    if data.get("error"):
+        raise stream_error(data["error"], partial=None, secret=secret)
+
+    choice = _first_choice(data.get("choices")) or {}
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
+    content = _content_text(message.get("content"))
+    reasoning, reasoning_field = reasoning_of(message) or ("", None)
+    finish_reason = _text(choice.get("finish_reason"))
+
+    tools = _ToolCalls()
+    tools.feed(message.get("tool_calls"))
+    split = split_reply(content, reasoning, profile, finish_reason or "stop")
+    return _build_reply(
+        split,
+        profile,
+        content=content,
+        reasoning=reasoning,
+        reasoning_field=reasoning_field,
+        tool_calls=tools.result(),
+        model=_text(data.get("model")),
+        provider=provider,
+        finish_reason=finish_reason,
+        usage=usage_from(data),
+        request_id=request_id,
+    )
+
+
+def _build_reply(
+    split: Split,
+    profile: Profile,
+    *,
+    content: str,
+    reasoning: str,
+    reasoning_field: str | None,
     tool_calls: tuple[ToolCall, ...],
     model: str | None,
     provider: str | None,
@@ -266,8 +380,8 @@ def build_reply(
     return Reply(
         text=split.answer,
         thinking=split.thinking,
-        raw=raw,
-        message=_assistant_message(history_content(split, raw, profile), tool_calls),
+        raw=content,
+        message=_assistant_message(split, profile, content, reasoning, reasoning_field, tool_calls),
         model=model,
         provider=provider,
         finish_reason=finish_reason,
@@ -279,36 +393,21 @@ def build_reply(
     )
 
 
-def reply_from_completion(
-    data: Mapping[str, Any],
+def _assistant_message(
+    split: Split,
     profile: Profile,
-    *,
-    provider: str | None = None,
-    request_id: str | None = None,
-) -> Reply:
-    """The reply in a whole (non-streamed) `chat.completion` object."""
-    if data.get("error"):
-        raise ChunkAccumulator(profile).error_event(data["error"])
+    content: str,
+    reasoning: str,
+    reasoning_field: str | None,
+    tool_calls: tuple[ToolCall, ...],
+) -> Message:
+    message: Message = {"role": "assistant", "content": history_content(split, content, profile)}
+    kept = history_reasoning(split, reasoning, profile)
+    if kept is not None:
+        message[reasoning_field or "reasoning_content"] = kept
 
-    choices = data.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
-    content = message.get("content")
-    content = content if isinstance(content, str) else ""
-    finish_reason = choice.get("finish_reason")
-    finish_reason = str(finish_reason) if finish_reason else None
-
-    tools = _ToolCalls()
-    tools.feed(message.get("tool_calls"))
-    split = split_reply(content, reasoning_text(message), profile, finish_reason)
-    return build_reply(
-        split,
-        content,
-        profile,
-        tool_calls=tools.result(),
-        model=data.get("model") or None,
-        provider=provider,
-        finish_reason=finish_reason,
-        usage=usage_from(data),
-        request_id=request_id,
-    )
+    if tool_calls:
+        message["tool_calls"] = [call.to_message() for call in tool_calls]
+        if not message["content"]:
+            message["content"] = None
+    return message

@@ -14,6 +14,10 @@ Inline thinking (tags inside `content`):
 
 Field thinking (`reasoning_content`, `reasoning`, `reasoning_details`): the reasoning is the
 thinking and `content` the answer, never searched for tags.
+
+History: inline thinking stays in `content` as received. Field thinking goes back rebuilt inline
+for a profile whose template reads it there (`Profile.inline_history`); for any other profile,
+`content` stays as received and the reasoning goes back in a field of its own.
 """
 
 from __future__ import annotations
@@ -77,11 +81,19 @@ def _stripped(text: str) -> str | None:
 
 
 def history_content(split: Split, raw_content: str, profile: Profile) -> str:
-    """The content to send back in history: `raw_content` untouched when the thinking came
-    inline (or there was none), rebuilt in the profile's native form when it came in a field."""
-    if split.source == "field" and split.thinking:
+    """The content to send back in history: rebuilt in the profile's native form when the
+    thinking came in a field and `profile.inline_history` is set, else `raw_content` untouched."""
+    if split.source == "field" and split.thinking and profile.inline_history:
         return profile.render_history(split.thinking, split.answer)
     return raw_content
+
+
+def history_reasoning(split: Split, raw_reasoning: str, profile: Profile) -> str | None:
+    """The reasoning to send back in a field of its own, as received: when the thinking came in a
+    field and the profile's template does not read it inline. None otherwise."""
+    if split.source == "field" and split.thinking and not profile.inline_history:
+        return raw_reasoning
+    return None
 
 
 class StreamSplitter:
@@ -125,19 +137,28 @@ class StreamSplitter:
             return "", ""
         return self._show_thinking(text), ""
 
-    def finish(self, finish_reason: str | None) -> tuple[str, str, Split]:
-        """Flush held-back text and return the last deltas and the final split."""
+    @property
+    def content(self) -> str:
+        """All content fed so far, exactly as received."""
+        return "".join(self._content)
+
+    @property
+    def reasoning(self) -> str:
+        """All reasoning-field text fed so far, exactly as received."""
+        return "".join(self._reasoning)
+
+    def split(self, finish_reason: str | None) -> Split:
+        """The split of everything fed so far, ending with `finish_reason`; no deltas."""
         # Splitting the whole text again makes the stream agree with split_reply by construction;
         # the deltas only have to catch up with it.
-        content = "".join(self._content)
-        reasoning = "".join(self._reasoning)
         if self._mode == "field":
-            split = split_reply(content, reasoning, self.profile, finish_reason)
-        else:
-            split = _with_late_reasoning(
-                split_reply(content, None, self.profile, finish_reason), reasoning
-            )
+            return split_reply(self.content, self.reasoning, self.profile, finish_reason)
+        inline = split_reply(self.content, None, self.profile, finish_reason)
+        return _with_late_reasoning(inline, self.reasoning)
 
+    def finish(self, finish_reason: str | None) -> tuple[str, str, Split]:
+        """Flush held-back text and return the last deltas and the final split."""
+        split = self.split(finish_reason)
         thinking = _remainder(split.thinking or "", "".join(self._thinking))
         answer = _remainder(split.answer, "".join(self._answer))
         return thinking, answer, split

@@ -46,8 +46,10 @@ class Reply:
     - `text`: the answer, without thinking. Empty when the output was cut while thinking.
     - `thinking`: the model's reasoning, or None when it sent none.
     - `raw`: the `content` exactly as received, tags included.
-    - `message`: the assistant message to append to history; it keeps the thinking in the model's
-      native inline form (see `Reply.thinking_source`).
+    - `message`: the assistant message to append to history; it never loses the thinking. Inline
+      thinking stays exactly as received; thinking from a separate field is rebuilt inline for
+      models whose template reads it there (MiniMax-M2 and other tag families), and otherwise
+      goes back in the field it came in.
     - `thinking_source`: "inline" when the thinking came inside `content`, "field" when it came in a
       separate field (`reasoning_content`, `reasoning`, `reasoning_details`), None without thinking.
     - `cut_while_thinking`: True when the output hit its token limit before the thinking ended;
