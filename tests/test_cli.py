@@ -211,7 +211,7 @@ def test_suffix_typo_lists_the_choices(server: ScriptedServer) -> None:
             {"error": "This authentication method does not have sufficient permissions"},
             "Make calls",
         ),
-        (404, {"error": {"message": "Model not found"}}, "model id"),
+        (404, {"error": {"message": "Model not found"}}, "model name"),
         (422, "Failed to deserialize the JSON body", "Failed to deserialize"),
         (400, {"error": {"message": "max_tokens is too large"}}, "max_tokens is too large"),
     ],
@@ -447,3 +447,109 @@ def test_empty_answer_is_reported(server: ScriptedServer) -> None:
     assert result.stdout == ""
     assert "no answer" in result.stderr
     assert "--think" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["--json", "--raw", "--no-stream"])
+def test_cut_while_thinking_is_reported_in_every_mode(server: ScriptedServer, mode: str) -> None:
+    """If the token limit is hit while thinking, then every output mode says to raise it."""
+    events = [chunk(content="still thinking about"), chunk(finish_reason="length")]
+    whole = json_step(completion("still thinking about", finish_reason="length"))
+    server.queue(whole if mode == "--no-stream" else stream_step(events))
+
+    result = m2(server, "ask", mode, "hi")
+
+    assert result.returncode == 1
+    assert "--max-tokens" in result.stderr
+
+
+def test_html_error_page_is_one_line(server: ScriptedServer) -> None:
+    """If a proxy answers with an HTML error page, then m2 prints one line naming its title."""
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>nginx</body>\n</html>\n"
+    server.queue(*[error_step(502, page)] * 6)
+
+    result = m2(server, "ask", "--retry-budget", "0", "hi")
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "HTML error page (502 Bad Gateway)" in result.stderr
+
+
+def test_stdin_that_is_not_utf8_still_works(server: ScriptedServer) -> None:
+    """If piped bytes are not UTF-8, then they arrive as replacement characters, not a crash."""
+    server.queue(stream_step(THINK_THEN_ANSWER))
+    full_env = {**os.environ, "M2_BASE_URL": server.base_url}
+
+    result = subprocess.run(
+        [M2, "ask", "what is this?"], input=b"caf\xe9\xff", env=full_env, capture_output=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    content = server.requests[0].json()["messages"][0]["content"]
+    assert content == "what is this?\n\ncaf\ufffd\ufffd"
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://localhost:99999/v1", "http://[bad/v1", "http://exa mple.test/v1", "ftp://x.test/v1"],
+)
+def test_bad_base_url_is_a_usage_error(server: ScriptedServer, base_url: str) -> None:
+    """If the base URL is malformed, then m2 exits 2 at once with an example of a good one."""
+    result = m2(server, "ask", "--base-url", base_url, "hi")
+
+    assert result.returncode == 2
+    assert "localhost:8000/v1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_host_is_not_retried(server: ScriptedServer) -> None:
+    """If the host name does not resolve, then m2 says so at once instead of retrying."""
+    result = m2(server, "ask", "--base-url", "http://m2kit-no-such-host.invalid/v1", "hi")
+
+    assert result.returncode == 1
+    assert "does not resolve" in result.stderr
+    assert "waiting" not in result.stderr
+
+
+def test_self_hosted_404_points_at_the_base_url(server: ScriptedServer) -> None:
+    """If a self-hosted server answers 404, then the hint is about the base URL and model name."""
+    server.queue(error_step(404, {"detail": "Not Found"}))
+
+    result = m2(server, "ask", "hi")
+
+    assert "--base-url" in result.stderr
+    assert "/v1" in result.stderr
+
+
+def test_partial_answer_ends_its_line(server: ScriptedServer) -> None:
+    """If the stream drops mid-answer, then the partial answer ends with a newline."""
+    server.queue(stream_step([chunk(content="x</think>\n\nhalf")], done=False, drop_after=1))
+
+    result = m2(server, "ask", "hi")
+
+    assert result.stdout == "half\n"
+
+
+def test_profile_option_for_a_served_name(server: ScriptedServer) -> None:
+    """If a self-hosted server calls M2 "m2", then --profile minimax-m2 still splits thinking."""
+    server.queue(stream_step(THINK_THEN_ANSWER))
+
+    result = m2(server, "ask", "-m", "m2", "--profile", "minimax-m2", "hi")
+
+    assert result.stdout == ANSWER
+
+
+def test_unknown_profile_is_a_usage_error(server: ScriptedServer) -> None:
+    """If --profile names no profile, then m2 exits 2 listing the names."""
+    result = m2(server, "ask", "--profile", "nope", "hi")
+
+    assert result.returncode == 2
+    assert "minimax-m2" in result.stderr
+
+
+def test_empty_no_color_keeps_colour(server: ScriptedServer) -> None:
+    """If NO_COLOR is set but empty, then colour stays on, as no-color.org says."""
+    server.queue(stream_step(THINK_THEN_ANSWER))
+
+    screen = _on_terminal(server, "ask", "--think", "hi", env={"NO_COLOR": ""})
+
+    assert "\x1b[2m" in screen

@@ -389,7 +389,7 @@ REFUSALS = [
     (401, AuthenticationError, "M2_API_KEY"),
     (402, CreditsExhaustedError, "pre-paid credits"),
     (403, PermissionDeniedError, "Make calls to Inference Providers"),
-    (404, ModelNotFoundError, "model id"),
+    (404, ModelNotFoundError, "model name"),
     (400, BadRequestError, "server's message"),
     (422, BadRequestError, "server's message"),
 ]
@@ -491,7 +491,7 @@ PAST = format_datetime(datetime.now(timezone.utc) - timedelta(hours=1), usegmt=T
         (error_step(502, "bad gateway"), "server error (502)", "backoff", None),
         (error_step(504, "gateway timeout"), "server error (504)", "backoff", None),
         (error_step(408, "too slow"), "request timeout (408)", "backoff", None),
-        (Step(hang_up=True), "could not connect", "backoff", None),
+        (Step(hang_up=True), "the server hung up", "backoff", None),
     ],
     ids=[
         "429",
@@ -570,7 +570,7 @@ def test_stall_is_retried_per_policy(run: Run) -> None:
     reply = run.chat(options={"timeout": 0.2})
 
     assert reply.text == "Hi"
-    assert [wait.reason for wait in run.waits()] == ["could not connect"]
+    assert [wait.reason for wait in run.waits()] == ["no reply within the timeout"]
 
 
 # Tokens and settings from the environment.
@@ -679,3 +679,24 @@ def test_router_without_a_token_says_how_to_get_one(kind: type[Client | AsyncCli
     assert "HF_TOKEN" in caught.value.hint
     assert "hf auth login" in caught.value.hint
     assert "settings/tokens" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"api_key": "sk-explicit-123456"}, "--api-key"),
+        ({"env": "sk-from-env-123456"}, "M2_API_KEY"),
+        ({}, "HF_TOKEN"),
+    ],
+)
+def test_router_401_hint_names_the_token_source(
+    monkeypatch: pytest.MonkeyPatch, source: dict[str, str], expected: str
+) -> None:
+    """If the router refuses the token, then the hint names where that token came from."""
+    monkeypatch.setenv("HF_TOKEN", "hf_hubtoken1234567890")
+    if "env" in source:
+        monkeypatch.setenv("M2_API_KEY", source["env"])
+
+    client = Client(api_key=source.get("api_key"))
+
+    assert expected in client._refused_key_hint()

@@ -23,6 +23,7 @@ EXPECTED = {
     "ModelNotFoundError",
     "ModelRef",
     "Notice",
+    "PROFILE_NAMES",
     "ParameterDropped",
     "PermissionDeniedError",
     "Profile",
@@ -46,14 +47,18 @@ EXPECTED = {
     "__version__",
     "parse_model",
     "profile_for",
+    "profile_named",
     "split_reply",
 }
 
 
-def test_all_is_pinned_and_sorted() -> None:
-    """If a public name is added or removed, then this test fails until EXPECTED says so."""
+def test_all_is_pinned() -> None:
+    """If a public name is added or removed, then this test fails until EXPECTED says so.
+
+    The order of `__all__` is ruff's to keep (RUF022).
+    """
     assert set(m2kit.__all__) == EXPECTED
-    assert m2kit.__all__ == sorted(m2kit.__all__)
+    assert len(m2kit.__all__) == len(EXPECTED)
 
 
 def test_every_public_name_resolves() -> None:

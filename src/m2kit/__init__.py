@@ -31,7 +31,7 @@ from ._errors import (
     StreamErrorEvent,
     StreamInterrupted,
 )
-from ._profiles import Profile, profile_for
+from ._profiles import PROFILE_NAMES, Profile, profile_for, profile_named
 from ._request import ChatParams
 from ._retry import RetryPolicy
 from ._routing import ModelRef, parse_model
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._client import AsyncClient, Client
 
 __all__ = [
+    "PROFILE_NAMES",
     "APIError",
     "AnswerDelta",
     "AsyncChatStream",
@@ -98,6 +99,7 @@ __all__ = [
     "__version__",
     "parse_model",
     "profile_for",
+    "profile_named",
     "split_reply",
 ]
 

@@ -38,13 +38,27 @@ def resolve_token(base_url: str, api_key: str | None = None) -> str | None:
     `hf auth login` writes under `HF_HOME`), then `HUGGINGFACE_API`. Any other URL, such as a
     self-hosted vLLM server, never receives the Hugging Face token. Empty values count as unset.
     """
-    explicit = _clean(api_key) or _clean(os.environ.get("M2_API_KEY"))
-    if explicit or not is_huggingface_url(base_url):
-        return explicit
+    return find_token(base_url, api_key)[0]
+
+
+def find_token(base_url: str, api_key: str | None = None) -> tuple[str | None, str]:
+    """The token for `base_url` (as `resolve_token`) and where it came from, for error hints:
+    "api_key", "M2_API_KEY", "hub" (HF_TOKEN or the `hf auth login` file), "HUGGINGFACE_API", or
+    "" when there is none."""
+    if token := _clean(api_key):
+        return token, "api_key"
+    if token := _clean(os.environ.get("M2_API_KEY")):
+        return token, "M2_API_KEY"
+    if not is_huggingface_url(base_url):
+        return None, ""
 
     from huggingface_hub import get_token
 
-    return _clean(get_token()) or _clean(os.environ.get("HUGGINGFACE_API"))
+    if token := _clean(get_token()):
+        return token, "hub"
+    if token := _clean(os.environ.get("HUGGINGFACE_API")):
+        return token, "HUGGINGFACE_API"
+    return None, ""
 
 
 def _clean(token: str | None) -> str | None:

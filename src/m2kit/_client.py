@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,20 +18,20 @@ import anyio
 import httpx2
 
 from ._accumulate import ChunkAccumulator, reply_from_completion
-from ._auth import is_huggingface_url, resolve_token
+from ._auth import find_token, is_huggingface_url
 from ._errors import (
-    TOKENS_PAGE,
     APIError,
     AuthenticationError,
     ConfigError,
     ConnectionFailed,
     M2Error,
+    ModelNotFoundError,
     StreamInterrupted,
     error_from_response,
     redact,
     request_id_from,
 )
-from ._profiles import profile_for
+from ._profiles import Profile, profile_for, profile_named
 from ._request import ChatParams, ChatRequest, build_request
 from ._retry import RetryPolicy, RetrySchedule, is_retryable
 from ._routing import parse_model
@@ -62,44 +63,60 @@ def _log_notice(notice: Notice) -> None:
 class _Call:
     """One logical chat call: the request, and reading whatever the server answers. No I/O."""
 
-    def __init__(self, client: _BaseClient, request: ChatRequest, model: str) -> None:
+    def __init__(self, client: _BaseClient, request: ChatRequest, profile: Profile) -> None:
         self.request = request
-        self.profile = profile_for(model)
+        self.profile = profile
         self._client = client
-        self._started_at = time.monotonic()
-        self.accumulator = ChunkAccumulator(self.profile)
+        self.attempt_started = time.monotonic()
+        self.accumulator = ChunkAccumulator(self.profile, secret=client._token)
         self.done = False
         self.provider: str | None = None
         self.request_id: str | None = None
 
-    def begin(self, response: httpx2.Response) -> None:
-        """Take in the status line and headers of a successful response."""
+    def start_attempt(self) -> None:
+        self.attempt_started = time.monotonic()
+        self.accumulator = ChunkAccumulator(self.profile, secret=self._client._token)
         self.done = False
+
+    def begin(self, response: httpx2.Response) -> bool:
+        """Take in a response's status and headers; True when its body is an event stream.
+
+        An error status raises nothing here: the caller reads the body and calls `error`.
+        """
         self.provider = response.headers.get("x-inference-provider")
         self.request_id = request_id_from(response.headers)
         self.accumulator = ChunkAccumulator(
-            self.profile, provider=self.provider, request_id=self.request_id
+            self.profile,
+            provider=self.provider,
+            request_id=self.request_id,
+            secret=self._client._token,
         )
-        self.log(response)
+        self._log(response.status_code)
+        content_type = response.headers.get("content-type", "")
+        return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
-    def log(self, response: httpx2.Response) -> None:
+    def _log(self, outcome: int | str) -> None:
         logger.info(
-            "POST %s %d %.2fs provider=%s",
-            response.request.url.host,
-            response.status_code,
-            time.monotonic() - self._started_at,
-            response.headers.get("x-inference-provider", "-"),
+            "POST %s %s %.2fs provider=%s",
+            httpx2.URL(self.request.url).host,
+            outcome,
+            time.monotonic() - self.attempt_started,
+            self.provider or "-",
         )
 
     def error(self, response: httpx2.Response, body: bytes) -> APIError:
-        self.log(response)
         text = body.decode("utf-8", errors="replace")
         error = error_from_response(
             response.status_code, response.headers, text, secret=self._client._token
         )
-        if isinstance(error, AuthenticationError) and not self._client.is_router:
-            error.hint = "The server refused the key: pass --api-key or set M2_API_KEY."
-        if 300 <= response.status_code < 400:
+        if isinstance(error, AuthenticationError):
+            error.hint = self._client._refused_key_hint()
+        elif isinstance(error, ModelNotFoundError) and not self._client.is_router:
+            error.hint = (
+                "Check --base-url (it usually ends in /v1) and that the server serves this model"
+                " name (GET /v1/models lists them)."
+            )
+        elif 300 <= response.status_code < 400:
             # Redirects are not followed: a POST would be replayed as a GET, or the token carried
             # to another host.
             where = response.headers.get("location") or "another address"
@@ -109,27 +126,33 @@ class _Call:
     def connection_lost(self, exc: httpx2.RequestError) -> None:
         """Raise for a failed connection, read or body decoding, unless the reply had finished.
 
-        Before the answer began the failure is retryable (`ConnectionFailed`); after, it is an
-        interruption. Once the finish reason has arrived the reply is whole (cerebras never sends
-        `[DONE]` at all): only a usage chunk that might have followed is lost.
+        Before the answer began the failure is retryable (`ConnectionFailed`), unless the host
+        name does not resolve; after, it is an interruption. Once the finish reason has arrived
+        the reply is whole (cerebras never sends `[DONE]` at all): only a usage chunk that might
+        have followed is lost.
         """
         if self.accumulator.finish_reason is not None:
             return
         detail = redact(str(exc) or type(exc).__name__, self._client._token)
+        self._log(type(exc).__name__)
         if self.accumulator.started:
             raise StreamInterrupted(
                 f"the connection failed mid-reply ({detail})", partial=self.accumulator.partial()
             ) from exc
-        host = httpx2.URL(self.request.url).host
-        raise ConnectionFailed(f"could not get a reply from {host}: {detail}") from exc
 
-    def is_event_stream(self, response: httpx2.Response) -> bool:
-        content_type = response.headers.get("content-type", "")
-        return content_type.split(";")[0].strip().lower() == "text/event-stream"
+        host = httpx2.URL(self.request.url).host
+        if _is_name_error(exc):
+            raise ConnectionFailed(
+                f"the host name {host!r} does not resolve ({detail})", retryable=False
+            ) from exc
+        raise ConnectionFailed(
+            f"could not get a reply from {host}: {detail}", reason=_failure_reason(exc)
+        ) from exc
 
     def on_sse(self, event: str, data: str) -> list[StreamEvent] | None:
         """Events for one server-sent event; None at `[DONE]`."""
         if data == "[DONE]":
+            self.done = True
             return None
         if event == "error":
             raise self.accumulator.error_event(data)
@@ -155,13 +178,49 @@ class _Call:
         if not isinstance(data, dict):
             raise self.accumulator.error_event("the server's reply is not a JSON object")
         reply = reply_from_completion(
-            data, self.profile, provider=self.provider, request_id=self.request_id
+            data,
+            self.profile,
+            provider=self.provider,
+            request_id=self.request_id,
+            secret=self._client._token,
         )
         return [Done(reply)]
 
 
+def _failure_reason(exc: httpx2.RequestError) -> str:
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return "could not connect in time"
+    if isinstance(exc, httpx2.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx2.TimeoutException):
+        return "no reply within the timeout"
+    if isinstance(exc, httpx2.RemoteProtocolError):
+        return "the server hung up"
+    return "the connection failed"
+
+
+def _is_name_error(exc: BaseException) -> bool:
+    # httpx2 wraps the resolver's socket.gaierror a layer or two down, as a cause or an argument.
+    seen: BaseException | None = exc
+    while seen is not None:
+        for candidate in (seen, *seen.args):
+            if isinstance(candidate, socket.gaierror) and candidate.errno in _NAME_ERRORS:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_NAME_ERRORS = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_TOKEN_SOURCES = {
+    "api_key": "the key given with --api-key / api_key",
+    "M2_API_KEY": "the key in M2_API_KEY",
+    "hub": "your Hugging Face token (HF_TOKEN or `hf auth login`)",
+    "HUGGINGFACE_API": "the token in HUGGINGFACE_API",
+}
+
+
 class _BaseClient:
-    """Settings shared by both clients; see `Client` for the parameters."""
+    """Settings and request building shared by both clients; see `Client` for the parameters."""
 
     def __init__(
         self,
@@ -174,37 +233,43 @@ class _BaseClient:
         retry: RetryPolicy | None = None,
         on_notice: NoticeHook | None = None,
         headers: Mapping[str, str] | None = None,
+        profile: Profile | str | None = None,
     ) -> None:
         self.model = model or os.environ.get("M2_MODEL") or DEFAULT_MODEL
-        self.base_url = (base_url or os.environ.get("M2_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self._check_base_url()
+        self.base_url = _checked_base_url(base_url or os.environ.get("M2_BASE_URL"))
         self.is_router = is_huggingface_url(self.base_url)
         if self.is_router:
             parse_model(self.model)
-        self._token = resolve_token(self.base_url, api_key)
+        self._token, self._token_source = find_token(self.base_url, api_key)
         self.retry = retry or RetryPolicy()
         self.on_notice: NoticeHook = on_notice or _log_notice
         self._headers = dict(headers or {})
+        self._profile = profile_named(profile) if isinstance(profile, str) else profile
         self._timeout = httpx2.Timeout(timeout, connect=connect_timeout)
+        self._open()
 
-    def _check_base_url(self) -> None:
-        url = httpx2.URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(
-                f"the base URL {self.base_url!r} is not an http(s) URL,"
-                " e.g. http://localhost:8000/v1 for a local vLLM server"
-            )
+    def _open(self) -> None:
+        """Create the HTTP client: sync or async, per subclass."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
+    def _refused_key_hint(self) -> str:
+        source = _TOKEN_SOURCES.get(self._token_source)
+        if not self.is_router:
+            sent = f"{source} was refused" if source else "no key was sent"
+            return (
+                f"The server wants a key and {sent}: pass --api-key (api_key= in Python)"
+                " or set M2_API_KEY."
+            )
+        if self._token_source in ("api_key", "M2_API_KEY"):
+            return f"The router refused {source}; unset it to use your Hugging Face token."
+        return AuthenticationError.default_hint
+
     def _call(self, messages: Messages, params: ChatParams, *, stream: bool) -> _Call:
         if self.is_router and not self._token:
-            raise ConfigError(
-                "no Hugging Face token found",
-                hint=f"Set HF_TOKEN or run `hf auth login`; create a token at {TOKENS_PAGE}"
-                ' with the "Make calls to Inference Providers" permission.',
-            )
+            raise ConfigError("no Hugging Face token found", hint=AuthenticationError.default_hint)
         params = params.copy()
         model = params.pop("model", None) or self.model
         if self.is_router:
@@ -222,7 +287,7 @@ class _BaseClient:
         )
         for notice in request.notices:
             self.on_notice(notice)
-        return _Call(self, request, model)
+        return _Call(self, request, self._profile or profile_for(model))
 
     def _next_wait(self, schedule: RetrySchedule, error: M2Error) -> float:
         """The seconds to wait before the next attempt, or raise `error` when it is time to stop."""
@@ -233,6 +298,22 @@ class _BaseClient:
             raise error
         self.on_notice(wait)
         return wait.seconds
+
+
+def _checked_base_url(given: str | None) -> str:
+    text = (given or DEFAULT_BASE_URL).strip()
+    example = "e.g. http://localhost:8000/v1 for a local vLLM server"
+    try:
+        url = httpx2.URL(text)
+        port = url.port
+    except (httpx2.InvalidURL, ValueError) as exc:
+        raise ConfigError(f"the base URL {text!r} is not a valid URL ({exc}); {example}") from None
+    # httpx2 percent-encodes what a host may not hold ("exa mple", "[bad"): refuse those.
+    if url.scheme not in ("http", "https") or not url.host or "%" in url.host:
+        raise ConfigError(f"the base URL {text!r} is not an http(s) URL, {example}")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"the base URL {text!r} has no valid port, {example}")
+    return text.rstrip("/")
 
 
 def _reply(events: Sequence[StreamEvent]) -> Reply:
@@ -252,19 +333,17 @@ class Client(_BaseClient):
       `hf auth login`) or env `HUGGINGFACE_API`. The Hub token is never sent anywhere else.
     - `timeout`: seconds without a byte from the server before giving up (default 120);
       `connect_timeout` the same for connecting (default 15).
-    - `retry`: the `RetryPolicy` for 408/429/5xx and connection failures; `on_notice` is called with
-      each `Wait` and `ParameterDropped` notice (default: logged on the `m2kit` logger).
+    - `retry`: the `RetryPolicy` for 408/429/5xx and connection failures; `on_notice` is called
+      with each `Wait` and `ParameterDropped` notice (default: logged on the `m2kit` logger).
+    - `headers`: sent with every request; a call's `extra_headers` win over them.
+    - `profile`: how the model writes its thinking, a `Profile` or a name (`m2kit.PROFILE_NAMES`);
+      default: looked up from the model id, which a self-hosted served name may hide.
     - Proxies come from `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.
     """
 
-    def __init__(
-        self,
-        model: str | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(model, base_url, api_key, **options)
+    _http: httpx2.Client
+
+    def _open(self) -> None:
         self._http = httpx2.Client(timeout=self._timeout, follow_redirects=False)
 
     def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
@@ -288,21 +367,21 @@ class Client(_BaseClient):
                 time.sleep(self._next_wait(schedule, error))
 
     def _attempt(self, call: _Call) -> Generator[StreamEvent, None, None]:
+        call.start_attempt()
         request = call.request
         try:
             with self._http.stream(
                 "POST", request.url, json=request.body, headers=request.headers
             ) as response:
+                is_stream = call.begin(response)
                 if response.status_code >= 300:
                     raise call.error(response, response.read())
-                call.begin(response)
-                if not call.is_event_stream(response):
+                if not is_stream:
                     yield from call.whole(response.read())
                     return
                 for sse in httpx2.EventSource(response):
                     events = call.on_sse(sse.event, sse.data)
                     if events is None:
-                        call.done = True
                         break
                     yield from events
         except httpx2.RequestError as exc:
@@ -322,14 +401,9 @@ class Client(_BaseClient):
 class AsyncClient(_BaseClient):
     """The asynchronous twin of `Client`, with the same parameters."""
 
-    def __init__(
-        self,
-        model: str | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(model, base_url, api_key, **options)
+    _http: httpx2.AsyncClient
+
+    def _open(self) -> None:
         self._http = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False)
 
     async def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
@@ -352,22 +426,22 @@ class AsyncClient(_BaseClient):
                 await anyio.sleep(self._next_wait(schedule, error))
 
     async def _attempt(self, call: _Call) -> AsyncGenerator[StreamEvent, None]:
+        call.start_attempt()
         request = call.request
         try:
             async with self._http.stream(
                 "POST", request.url, json=request.body, headers=request.headers
             ) as response:
+                is_stream = call.begin(response)
                 if response.status_code >= 300:
                     raise call.error(response, await response.aread())
-                call.begin(response)
-                if not call.is_event_stream(response):
+                if not is_stream:
                     for event in call.whole(await response.aread()):
                         yield event
                     return
                 async for sse in httpx2.EventSource(response):
                     events = call.on_sse(sse.event, sse.data)
                     if events is None:
-                        call.done = True
                         break
                     for event in events:
                         yield event

@@ -41,6 +41,10 @@ BILLING_PAGE = "https://huggingface.co/settings/billing"
 # Header names under which the router and the providers behind it return a request id.
 _REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-trace-id", "request-id", "x-trace-id", "cf-ray")
 
+_MAX_MESSAGE = 300
+_HTML = re.compile(r"\s*<(!doctype|html|head|body)\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
+
 # Anything shaped like a Hugging Face or OpenAI-style secret, in case a server echoes one back.
 _SECRET = re.compile(r"\b(hf_|sk-|gsk_|xai-)[A-Za-z0-9_\-]{6,}")
 
@@ -74,9 +78,25 @@ class ConfigError(M2Error):
 
 
 class ConnectionFailed(M2Error):
-    """The server could not be reached, or stopped answering before it replied."""
+    """The server could not be reached, or stopped answering before it replied.
+
+    `retryable` is False when trying again cannot help, such as a host name that does not resolve;
+    `reason` is a short phrase for wait notices ("could not connect", "the server hung up").
+    """
 
     hint = "Check the network, the base URL (--base-url / M2_BASE_URL) and any proxy settings."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        reason: str = "could not connect",
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+        self.reason = reason
 
 
 class APIError(M2Error):
@@ -115,7 +135,7 @@ class AuthenticationError(APIError):
 
     default_hint = (
         f"Set HF_TOKEN or run `hf auth login`; create a token at {TOKENS_PAGE}"
-        " (for a self-hosted server, pass --api-key or set M2_API_KEY)."
+        ' with the "Make calls to Inference Providers" permission.'
     )
 
 
@@ -182,11 +202,13 @@ class StreamError(M2Error):
 class StreamInterrupted(StreamError):
     """The connection dropped before the reply was complete (no finish reason, no [DONE])."""
 
-    hint = "The connection dropped mid-reply; the partial text is not a full answer. Try again."
+    hint = "Try again: what arrived is not a full answer."
 
 
 class StreamErrorEvent(StreamError):
     """The server sent an error inside the stream (`data: {"error": …}` or `event: error`)."""
+
+    hint = "The provider failed mid-reply: try again, or pin another provider with :provider."
 
     def __init__(self, message: str, *, code: object = None, partial: Reply | None = None) -> None:
         super().__init__(message, partial=partial)
@@ -214,8 +236,17 @@ def error_message(body: str) -> str:
     try:
         data = json.loads(body)
     except ValueError:
-        return body.strip()
-    return _message_from(data) or body.strip()
+        return _one_line(body)
+    return _one_line(_message_from(data) or body)
+
+
+def _one_line(text: str) -> str:
+    # Proxies and load balancers answer with whole HTML pages; a person needs one line.
+    if _HTML.match(text):
+        title = _TITLE.search(text)
+        text = f"an HTML error page ({title.group(1)})" if title else "an HTML error page"
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _message_from(data: object) -> str:

@@ -152,14 +152,15 @@ class RetrySchedule:
 def is_retryable(error: BaseException) -> bool:
     """Whether a failed attempt may be tried again.
 
-    True for `ConnectionFailed` (the client raises it only before any byte of the answer) and for
+    True for a retryable `ConnectionFailed` (raised only before any byte of the answer; a host
+    name that does not resolve is not retried), and for
     an `APIError` whose status is in `RETRY_STATUSES`. Never for a `StreamError`: the answer had
     begun, and replaying it silently could duplicate what the caller already received.
     """
     if isinstance(error, StreamError):
         return False
     if isinstance(error, ConnectionFailed):
-        return True
+        return error.retryable
     return isinstance(error, APIError) and error.status in RETRY_STATUSES
 
 
@@ -231,6 +232,8 @@ def _server_wait_for(error: BaseException, policy: RetryPolicy) -> float | None:
 def _reason(error: BaseException) -> str:
     if isinstance(error, ModelLoadingError):
         return f"model is loading ({error.status})"
+    if isinstance(error, ConnectionFailed):
+        return error.reason
     if not isinstance(error, APIError):
         return "could not connect"
     if error.status == 429:

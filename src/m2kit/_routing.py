@@ -44,11 +44,11 @@ _POLICY_CUTOFF = 0.7
 _PROVIDER_CUTOFF = 0.8
 
 _CHOICES = (
-    "Choose a routing policy (:fastest, the default, :cheapest, :preferred) or pin a provider: "
+    "Add a routing policy (:fastest, the default, :cheapest, :preferred) or pin a provider ("
     + ", ".join(f":{name}" for name in _PROVIDERS)
-    + "."
+    + "), e.g. MiniMaxAI/MiniMax-M2:novita."
 )
-_HINT = "Write the model as org/name or org/name:suffix, e.g. MiniMaxAI/MiniMax-M2:novita."
+_FORM = "Write the model as org/name or org/name:suffix, e.g. MiniMaxAI/MiniMax-M2:novita."
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,9 @@ def parse_model(model: str) -> ModelRef:
     """Parse and validate a router model id; a bad suffix raises ConfigError listing the choices."""
     repo, colon, route = model.partition(":")
     if ":" in route:
-        raise _error(f"Model id {model!r} has more than one ':'.")
+        raise ConfigError(f"model id {model!r} has more than one ':'", hint=_FORM)
     if not _REPO.fullmatch(repo):
-        raise _error(f"Model id {model!r} is not of the form org/name, e.g. MiniMaxAI/MiniMax-M2.")
+        raise ConfigError(f"model id {model!r} is not of the form org/name", hint=_FORM)
     if not colon:
         return ModelRef(repo)
 
@@ -90,17 +90,17 @@ def parse_model(model: str) -> ModelRef:
 
 def _check_route(model: str, route: str) -> None:
     if not route:
-        raise _error(f"Model id {model!r} ends with an empty routing suffix.")
+        raise _error(f"model id {model!r} ends with an empty routing suffix")
 
     if not _SUFFIX.fullmatch(route):
         guess = _near_miss(route.lower())
         raise _error(
-            f"Routing suffix {route!r} in {model!r} may hold only a-z, 0-9 and '-'"
-            + (f"; did you mean :{guess}?" if guess else ".")
+            f"routing suffix {route!r} in {model!r} may hold only a-z, 0-9 and '-'"
+            + (f"; did you mean :{guess}?" if guess else "")
         )
 
     if route not in POLICIES and route not in _PROVIDERS and (guess := _near_miss(route)):
-        raise _error(f"Unknown routing suffix {route!r} in {model!r}; did you mean :{guess}?")
+        raise _error(f"unknown routing suffix {route!r} in {model!r}; did you mean :{guess}?")
 
 
 def _near_miss(route: str) -> str | None:
@@ -112,4 +112,4 @@ def _near_miss(route: str) -> str | None:
 
 
 def _error(problem: str) -> ConfigError:
-    return ConfigError(f"{problem} {_CHOICES}", hint=_HINT)
+    return ConfigError(problem, hint=_CHOICES)

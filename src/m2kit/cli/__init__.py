@@ -46,6 +46,12 @@ def app() -> None:
 )
 @click.option("-s", "--system", help="A system prompt.")
 @click.option(
+    "--profile",
+    metavar="NAME",
+    help="How the model writes its thinking, when the model name does not tell (a self-hosted"
+    " server's served name): minimax-m2, default, ...",
+)
+@click.option(
     "--max-tokens", type=click.IntRange(min=1), help="Most tokens to generate, thinking included."
 )
 @click.option(
@@ -70,7 +76,11 @@ def app() -> None:
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--stop", multiple=True, help="A stop sequence; repeat for several.")
 @click.option("--think", is_flag=True, help="Also show the thinking, on standard error.")
-@click.option("--raw", is_flag=True, help="Print the content exactly as received, tags included.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the content exactly as received, tags included, once the reply is complete.",
+)
 @click.option(
     "--json",
     "json_output",

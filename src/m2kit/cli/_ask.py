@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,10 +13,10 @@ from .._errors import ConfigError, M2Error, StreamError
 from .._retry import RetryPolicy
 from ._render import (
     StreamRenderer,
-    _is_terminal,
     describe_notice,
     final_event,
     footer,
+    is_terminal,
     say,
     write_json,
     write_raw,
@@ -31,6 +32,8 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+# How long piped input may be silent before m2 says that it is waiting for it.
+_STDIN_GRACE = 1.0
 
 
 @dataclass
@@ -52,11 +55,21 @@ class AskOptions:
     stream: bool = True
     retry_budget: float = 120.0
     timeout: float = 120.0
+    profile: str | None = None
 
 
 def read_prompt(prompt: str | None) -> str:
-    """The prompt, followed by whatever was piped on standard input."""
-    piped = "" if sys.stdin is None or _is_terminal(sys.stdin) else sys.stdin.read()
+    """The prompt, followed by whatever was piped on standard input.
+
+    Bytes that are not UTF-8, piped or in the argument, become U+FFFD rather than an error: the
+    model is better served by a damaged character than by no answer.
+    """
+    piped = ""
+    if sys.stdin is not None and not is_terminal(sys.stdin):
+        _warn_if_stdin_waits()
+        piped = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    if prompt:
+        prompt = prompt.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     parts = [part for part in (prompt, piped.strip("\n")) if part and part.strip()]
     if not parts:
         raise ConfigError(
@@ -64,6 +77,18 @@ def read_prompt(prompt: str | None) -> str:
             hint='Example: m2 ask "Write a Python function to calculate factorial."',
         )
     return "\n\n".join(parts)
+
+
+def _warn_if_stdin_waits() -> None:
+    # Standard input left open by a parent process (a script, ssh, a loop) would block silently.
+    if not is_terminal(sys.stderr):
+        return
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], _STDIN_GRACE)
+    except (OSError, ValueError):  # Windows pipes, or no real file behind stdin
+        return
+    if not ready:
+        say("m2: reading standard input… (give </dev/null to skip it)", dim=True)
 
 
 def _messages(options: AskOptions, prompt: str) -> list[Message]:
@@ -94,7 +119,7 @@ def _error_line(error: M2Error) -> str:
     if error.retry_summary:
         line += f" ({error.retry_summary})"
     if error.hint:
-        line += f". {error.hint}" if not line.endswith(".") else f" {error.hint}"
+        line += f" {error.hint}" if line.endswith((".", "?", "!")) else f". {error.hint}"
     return line
 
 
@@ -109,6 +134,7 @@ def _ask(options: AskOptions) -> Reply:
         timeout=options.timeout,
         retry=RetryPolicy(budget=options.retry_budget),
         on_notice=_notice,
+        profile=options.profile,
     )
     with client:
         messages, params = _messages(options, prompt), _params(options)
@@ -123,24 +149,24 @@ def _ask(options: AskOptions) -> Reply:
         )
         final: Reply | None = None
         try:
-            for event in client.stream(messages, **params):
-                if renderer is not None:
-                    renderer.feed(event)
-                final = final_event(event) or final
+            with client.stream(messages, **params) as events:
+                for event in events:
+                    if renderer is not None:
+                        renderer.feed(event)
+                    final = final_event(event) or final
         finally:
             if renderer is not None:
-                renderer.end(final)
+                renderer.end()
         assert final is not None
         return final
 
 
 def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
+    """Print what the mode asks for (a streamed answer is out already), then the notes on stderr."""
     if options.json_output:
         write_json(reply)
-        return EXIT_OK
-    if options.raw:
+    elif options.raw:
         write_raw(reply)
-        return EXIT_OK
 
     if reply.cut_while_thinking:
         say(
@@ -154,7 +180,7 @@ def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
         return EXIT_FAILURE
     if reply.finish_reason == "length":
         say("m2: the answer was cut short at its token limit: raise --max-tokens for all of it.")
-    if _is_terminal(sys.stderr):
+    if is_terminal(sys.stderr):
         say(footer(reply, seconds), dim=True)
     return EXIT_OK
 
@@ -166,7 +192,7 @@ def run(options: AskOptions) -> int:
         reply = _ask(options)
         return _report(reply, options, time.monotonic() - started)
     except KeyboardInterrupt:
-        say("\nm2: interrupted")
+        say("m2: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`m2 ask … | head`): stop quietly, as other Unix tools do.
@@ -177,8 +203,9 @@ def run(options: AskOptions) -> int:
         say(_error_line(error))
         return EXIT_USAGE
     except StreamError as error:
-        if error.partial is not None and error.partial.text and not options.json_output:
-            say("m2: the answer above is incomplete.")
+        shown = options.stream and not (options.raw or options.json_output)
+        if shown and error.partial is not None and error.partial.text:
+            error.hint = "The answer above is incomplete: try again."
         say(_error_line(error))
         return EXIT_FAILURE
     except M2Error as error:

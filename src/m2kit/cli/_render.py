@@ -27,7 +27,7 @@ _CLEAR_LINE = "\r\x1b[K"
 _INDICATOR_PERIOD = 0.25
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except ValueError:
@@ -35,9 +35,10 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _color(stream: TextIO) -> bool:
-    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+    # no-color.org: only a non-empty NO_COLOR counts.
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
-    return _is_terminal(stream)
+    return is_terminal(stream)
 
 
 def say(message: str, *, dim: bool = False) -> None:
@@ -65,14 +66,16 @@ class StreamRenderer:
         self._out = out
         self._err = err
         self._err_color = _color(err)
-        self._indicator = not think and _is_terminal(err)
+        self._indicator = not think and is_terminal(err) and os.environ.get("TERM") != "dumb"
         self._indicator_shown_at: float | None = None
         self._thinking_open = False
-        self._answer_tail = ""
+        self._answer_tail: str | None = None
         self._started = time.monotonic()
 
     def feed(self, event: StreamEvent) -> None:
         if isinstance(event, AnswerDelta):
+            if self._thinking_open:
+                self._err.write("\n")  # a blank line between the thinking and the answer
             self._close_thinking()
             self._out.write(event.text)
             self._out.flush()
@@ -106,7 +109,7 @@ class StreamRenderer:
 
     def _close_thinking(self) -> None:
         if self._thinking_open:
-            self._err.write(f"{_RESET if self._err_color else ''}\n\n")
+            self._err.write(f"{_RESET if self._err_color else ''}\n")
             self._err.flush()
             self._thinking_open = False
         elif self._indicator_shown_at is not None:
@@ -114,10 +117,10 @@ class StreamRenderer:
             self._err.flush()
             self._indicator_shown_at = None
 
-    def end(self, reply: Reply | None) -> None:
-        """Finish the output: close the thinking, end the answer with a newline."""
+    def end(self) -> None:
+        """Finish the output, complete or not: close the thinking, end the answer with a newline."""
         self._close_thinking()
-        if reply is not None and reply.text and self._answer_tail != "\n":
+        if self._answer_tail not in (None, "\n"):
             self._out.write("\n")
         self._out.flush()
 
@@ -129,7 +132,7 @@ def write_whole(reply: Reply, *, think: bool) -> None:
         renderer.feed(ThinkingDelta(reply.thinking))
     if reply.text:
         renderer.feed(AnswerDelta(reply.text))
-    renderer.end(reply)
+    renderer.end()
 
 
 def write_raw(reply: Reply) -> None:
