@@ -700,3 +700,23 @@ def test_router_401_hint_names_the_token_source(
     client = Client(api_key=source.get("api_key"))
 
     assert expected in client._refused_key_hint()
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [chunk(content="a"), {"error": {"message": f"upstream saw {TOKEN}"}}],
+        [chunk(content="a"), f"event: error\ndata: bad key {TOKEN}\n\n"],
+        [chunk(content="a"), f"data: {{not json {TOKEN}\n\n"],
+    ],
+    ids=["error-object", "error-event", "unreadable"],
+)
+def test_token_never_shows_in_a_stream_error(run: Run, events: list[Any]) -> None:
+    """If the server echoes the key inside a stream, then the stream error does not show it."""
+    run.server.queue(stream_step(events, done=False))
+
+    with pytest.raises(StreamErrorEvent) as caught:
+        run.stream(options={"api_key": TOKEN})
+
+    assert TOKEN not in str(caught.value)
+    assert TOKEN[4:] not in str(caught.value)

@@ -63,6 +63,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     do_POST = do_GET = _forward
 
+    def do_CONNECT(self) -> None:
+        # An https tunnel: record it, then refuse, since there is no TLS upstream to reach.
+        self.server.request_lines.append(self.requestline)
+        self.send_response(502)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet, like the scripted server."""
 
@@ -126,3 +133,19 @@ def test_no_proxy_loopback_reaches_the_server_directly(
 
     assert proxy.request_lines == []
     assert len(server.requests) == 1
+
+
+def test_https_proxy_carries_https_requests(
+    proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If HTTPS_PROXY is set, then an https base URL is tunnelled through it with CONNECT."""
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY")
+
+    with (
+        Client(base_url="https://m2kit.test/v1", retry=RetryPolicy(max_attempts=1)) as client,
+        pytest.raises(ConnectionFailed),
+    ):
+        client.chat("Hi")
+
+    assert proxy.request_lines == ["CONNECT m2kit.test:443 HTTP/1.1"]

@@ -32,7 +32,15 @@ from ._errors import (
     request_id_from,
 )
 from ._profiles import Profile, profile_for, profile_named
-from ._request import ChatParams, ChatRequest, build_request
+from ._request import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT,
+    ChatParams,
+    ChatRequest,
+    build_request,
+)
 from ._retry import RetryPolicy, RetrySchedule, is_retryable
 from ._routing import parse_model
 from ._stream import AsyncChatStream, ChatStream
@@ -44,10 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("m2kit")
 
-DEFAULT_MODEL = "MiniMaxAI/MiniMax-M2"
-DEFAULT_BASE_URL = "https://router.huggingface.co/v1"
-DEFAULT_TIMEOUT = 120.0
-DEFAULT_CONNECT_TIMEOUT = 15.0
 
 Messages = str | Sequence[Mapping[str, Any]]
 NoticeHook = Callable[[Notice], None]

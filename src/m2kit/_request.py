@@ -9,6 +9,10 @@ from typing import Any, TypedDict
 from ._errors import ConfigError
 from ._types import Message, Notice, ParameterDropped
 
+DEFAULT_MODEL = "MiniMaxAI/MiniMax-M2"
+DEFAULT_BASE_URL = "https://router.huggingface.co/v1"
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_CONNECT_TIMEOUT = 15.0
 # MiniMax-M2's recommended sampling (model card); applied unless the caller says otherwise.
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 0.95

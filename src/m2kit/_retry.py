@@ -33,7 +33,7 @@ class RetryPolicy:
 
     All times are in seconds.
 
-    - `max_attempts` (6): attempts in all, the first included; 1 turns retries off (`NO_RETRY`).
+    - `max_attempts` (6): attempts in all, the first included; 1 turns retries off.
     - `budget` (120): no new attempt starts later than this after the first one began. A wait
       that would end past it is not taken: the request fails at once, saying how much was left.
     - `initial_wait` (1), `multiplier` (2), `max_wait` (20): our own backoff; the n-th wait is

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import click
 
+from .._request import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOP_P,
+)
+from .._retry import RetryPolicy
 from .._version import __version__
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -31,14 +39,14 @@ def app() -> None:
     envvar="M2_MODEL",
     show_envvar=True,
     help="Model id, with an optional routing suffix: :fastest, :cheapest, :preferred or"
-    " :<provider>.  [default: MiniMaxAI/MiniMax-M2]",
+    f" :<provider>.  [default: {DEFAULT_MODEL}]",
 )
 @click.option(
     "--base-url",
     envvar="M2_BASE_URL",
     show_envvar=True,
     help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 for vLLM or SGLang."
-    "  [default: https://router.huggingface.co/v1]",
+    f"  [default: {DEFAULT_BASE_URL}]",
 )
 @click.option(
     "--api-key",
@@ -57,14 +65,14 @@ def app() -> None:
 @click.option(
     "--temperature",
     type=click.FloatRange(min=0.0),
-    default=1.0,
+    default=DEFAULT_TEMPERATURE,
     show_default=True,
     help="Sampling temperature.",
 )
 @click.option(
     "--top-p",
     type=click.FloatRange(0.0, 1.0),
-    default=0.95,
+    default=DEFAULT_TOP_P,
     show_default=True,
     help="Nucleus sampling.",
 )
@@ -91,7 +99,7 @@ def app() -> None:
 @click.option(
     "--retry-budget",
     type=click.FloatRange(min=0.0),
-    default=120.0,
+    default=RetryPolicy().budget,
     show_default=True,
     metavar="SECONDS",
     help="How long to keep retrying rate limits, loading models and server errors.",
@@ -99,7 +107,7 @@ def app() -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=120.0,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
     help="How long to wait for the server to say anything before giving up.",

@@ -6,7 +6,7 @@ import os
 import select
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigError, M2Error, StreamError
@@ -36,26 +36,28 @@ EXIT_BROKEN_PIPE = 141
 _STDIN_GRACE = 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class AskOptions:
+    """What `m2 ask` was given; the defaults live with the click options."""
+
     prompt: str | None
-    model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = None
-    system: str | None = None
-    max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    think: bool = False
-    raw: bool = False
-    json_output: bool = False
-    stream: bool = True
-    retry_budget: float = 120.0
-    timeout: float = 120.0
-    profile: str | None = None
+    model: str | None
+    base_url: str | None
+    api_key: str | None
+    system: str | None
+    max_tokens: int | None
+    temperature: float
+    top_p: float
+    top_k: int | None
+    seed: int | None
+    stop: list[str]
+    think: bool
+    raw: bool
+    json_output: bool
+    stream: bool
+    retry_budget: float
+    timeout: float
+    profile: str | None
 
 
 def read_prompt(prompt: str | None) -> str:
