@@ -18,14 +18,17 @@ from ._render import (
     footer,
     is_terminal,
     say,
+    show_whole,
     write_json,
     write_raw,
-    write_whole,
 )
 
 if TYPE_CHECKING:
     from .._request import ChatParams
     from .._types import Message, Notice, Reply
+
+if TYPE_CHECKING:
+    from .._client import Client
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -112,10 +115,6 @@ def _params(options: AskOptions) -> ChatParams:
     }
 
 
-def _notice(notice: Notice) -> None:
-    say(describe_notice(notice), dim=True)
-
-
 def _error_line(error: M2Error) -> str:
     line = f"m2: error: {error}"
     if error.retry_summary:
@@ -129,38 +128,51 @@ def _ask(options: AskOptions) -> Reply:
     from .._client import Client
 
     prompt = read_prompt(options.prompt)
+    renderer: StreamRenderer | None = None
+
+    def notice(notice: Notice) -> None:
+        if renderer is not None:
+            renderer.notice(describe_notice(notice))
+        else:
+            say(describe_notice(notice), dim=True)
+
     client = Client(
         options.model,
         options.base_url,
         options.api_key,
         timeout=options.timeout,
         retry=RetryPolicy(budget=options.retry_budget),
-        on_notice=_notice,
+        on_notice=notice,
         profile=options.profile,
     )
-    with client:
-        messages, params = _messages(options, prompt), _params(options)
-        if not options.stream:
-            reply = client.chat(messages, **params)
-            if not (options.raw or options.json_output):
-                write_whole(reply, think=options.think)
-            return reply
+    if not (options.raw or options.json_output):
+        renderer = StreamRenderer(think=options.think)
+    try:
+        with client:
+            return _receive(client, options, prompt, renderer)
+    finally:
+        if renderer is not None:
+            renderer.end()
 
-        renderer = (
-            None if options.raw or options.json_output else StreamRenderer(think=options.think)
-        )
-        final: Reply | None = None
-        try:
-            with client.stream(messages, **params) as events:
-                for event in events:
-                    if renderer is not None:
-                        renderer.feed(event)
-                    final = final_event(event) or final
-        finally:
+
+def _receive(
+    client: Client, options: AskOptions, prompt: str, renderer: StreamRenderer | None
+) -> Reply:
+    messages, params = _messages(options, prompt), _params(options)
+    if not options.stream:
+        reply = client.chat(messages, **params)
+        if renderer is not None:
+            show_whole(renderer, reply, think=options.think)
+        return reply
+
+    final: Reply | None = None
+    with client.stream(messages, **params) as events:
+        for event in events:
             if renderer is not None:
-                renderer.end()
-        assert final is not None
-        return final
+                renderer.feed(event)
+            final = final_event(event) or final
+    assert final is not None
+    return final
 
 
 def _report(reply: Reply, options: AskOptions, seconds: float) -> int:

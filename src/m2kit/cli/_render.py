@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict
 from typing import Any, TextIO
@@ -23,7 +24,7 @@ from .._types import (
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
 _CLEAR_LINE = "\r\x1b[K"
-# The indicator is redrawn at most this often, so a fast stream costs no extra writes.
+# How often the indicator's clock is redrawn.
 _INDICATOR_PERIOD = 0.25
 
 
@@ -58,6 +59,69 @@ def describe_notice(notice: Notice) -> str:
     return f"m2: not sending {notice.name.replace('_', '-')}: {notice.reason}"
 
 
+class _Indicator:
+    """A dim status line on a terminal's stderr ("thinking… 12s"), kept fresh by a daemon thread.
+
+    Every write to stderr while it may be visible goes through `_lock`, so the thread never draws
+    in the middle of another line. Once `hide()` is called it stays hidden.
+    """
+
+    def __init__(self, err: TextIO, *, color: bool) -> None:
+        self._err = err
+        self._dim, self._reset = (_DIM, _RESET) if color else ("", "")
+        self._lock = threading.Lock()
+        self._label = "waiting for the model…"
+        self._started = time.monotonic()
+        self._active = True
+        self._visible = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="m2-indicator", daemon=True)
+
+    def start(self) -> None:
+        with self._lock:
+            self._draw()
+        self._thread.start()
+
+    def thinking(self) -> None:
+        """The model is thinking: say so (the first time it changes, redraw at once)."""
+        if self._label != "thinking…":
+            self._label = "thinking…"
+            with self._lock:
+                self._draw()
+
+    def say(self, line: str) -> None:
+        """Write a whole line of stderr around the indicator."""
+        with self._lock:
+            self._clear()
+            self._err.write(f"{line}\n")
+            self._draw()
+
+    def hide(self) -> None:
+        with self._lock:
+            self._active = False
+            self._clear()
+        self._stopped.set()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(_INDICATOR_PERIOD):
+            with self._lock:
+                self._draw()
+
+    def _draw(self) -> None:
+        if not self._active:
+            return
+        elapsed = time.monotonic() - self._started
+        self._err.write(f"{_CLEAR_LINE}{self._dim}{self._label} {elapsed:.0f}s{self._reset}")
+        self._err.flush()
+        self._visible = True
+
+    def _clear(self) -> None:
+        if self._visible:
+            self._err.write(_CLEAR_LINE)
+            self._err.flush()
+            self._visible = False
+
+
 class StreamRenderer:
     """Writes a stream as it arrives: answer to stdout, thinking or an indicator to stderr."""
 
@@ -66,11 +130,22 @@ class StreamRenderer:
         self._out = out
         self._err = err
         self._err_color = _color(err)
-        self._indicator = not think and is_terminal(err) and os.environ.get("TERM") != "dumb"
-        self._indicator_shown_at: float | None = None
+        self._indicator: _Indicator | None = None
+        if is_terminal(err) and os.environ.get("TERM") != "dumb":
+            self._indicator = _Indicator(err, color=self._err_color)
+            self._indicator.start()
         self._thinking_open = False
         self._answer_tail: str | None = None
-        self._started = time.monotonic()
+
+    def notice(self, line: str) -> None:
+        """A line for the person (a wait, a dropped parameter), around the indicator."""
+        if self._err_color:
+            line = f"{_DIM}{line}{_RESET}"
+        if self._indicator is not None:
+            self._indicator.say(line)
+        else:
+            self._err.write(f"{line}\n")
+            self._err.flush()
 
     def feed(self, event: StreamEvent) -> None:
         if isinstance(event, AnswerDelta):
@@ -84,38 +159,28 @@ class StreamRenderer:
             self._thinking(event.text)
 
     def _thinking(self, text: str) -> None:
-        if self._think:
-            if not self._thinking_open and self._err_color:
-                self._err.write(_DIM)
-            self._thinking_open = True
-            self._err.write(text)
-            self._err.flush()
-        elif self._indicator:
-            self._draw_indicator()
-
-    def _draw_indicator(self) -> None:
-        now = time.monotonic()
-        if (
-            self._indicator_shown_at is not None
-            and now - self._indicator_shown_at < _INDICATOR_PERIOD
-        ):
+        if not self._think:
+            if self._indicator is not None:
+                self._indicator.thinking()
             return
-        self._indicator_shown_at = now
-        elapsed = now - self._started
-        label = f"thinking… {elapsed:.0f}s"
-        self._err.write(f"{_CLEAR_LINE}{_DIM if self._err_color else ''}{label}")
-        self._err.write(_RESET if self._err_color else "")
+        self._hide_indicator()
+        if not self._thinking_open and self._err_color:
+            self._err.write(_DIM)
+        self._thinking_open = True
+        self._err.write(text)
         self._err.flush()
 
+    def _hide_indicator(self) -> None:
+        if self._indicator is not None:
+            self._indicator.hide()
+            self._indicator = None
+
     def _close_thinking(self) -> None:
+        self._hide_indicator()
         if self._thinking_open:
             self._err.write(f"{_RESET if self._err_color else ''}\n")
             self._err.flush()
             self._thinking_open = False
-        elif self._indicator_shown_at is not None:
-            self._err.write(_CLEAR_LINE)
-            self._err.flush()
-            self._indicator_shown_at = None
 
     def end(self) -> None:
         """Finish the output, complete or not: close the thinking, end the answer with a newline."""
@@ -125,14 +190,12 @@ class StreamRenderer:
         self._out.flush()
 
 
-def write_whole(reply: Reply, *, think: bool) -> None:
+def show_whole(renderer: StreamRenderer, reply: Reply, *, think: bool) -> None:
     """A reply that arrived whole (`--no-stream`), shown as a stream would be."""
-    renderer = StreamRenderer(think=think)
     if reply.thinking and think:
         renderer.feed(ThinkingDelta(reply.thinking))
     if reply.text:
         renderer.feed(AnswerDelta(reply.text))
-    renderer.end()
 
 
 def write_raw(reply: Reply) -> None:
