@@ -141,31 +141,3 @@ class ParameterDropped:
 
 
 Notice = Wait | ParameterDropped
-
-
-@dataclass(frozen=True, slots=True)
-class _Missing:
-    """Sentinel for "argument not given" where None is a meaningful value."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
-__all__ = [
-    "MISSING",
-    "AnswerDelta",
-    "Done",
-    "Message",
-    "Notice",
-    "ParameterDropped",
-    "Reply",
-    "StreamEvent",
-    "ThinkingDelta",
-    "ToolCall",
-    "ToolCallDelta",
-    "Usage",
-    "UsageUpdate",
-    "Wait",
-]
