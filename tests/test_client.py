@@ -720,3 +720,10 @@ def test_token_never_shows_in_a_stream_error(run: Run, events: list[Any]) -> Non
 
     assert TOKEN not in str(caught.value)
     assert TOKEN[4:] not in str(caught.value)
+
+
+def test_reply_counts_its_attempts(run: Run) -> None:
+    """If a reply took a retry, then Reply.attempts says how many requests it took."""
+    run.server.queue(error_step(503, {"error": "busy"}), ok_stream("Plan.</think>", "Hi"))
+
+    assert run.streamed_reply().attempts == 2

@@ -6,6 +6,7 @@ two clients only send, read and sleep.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -74,10 +75,12 @@ class _Call:
         self.attempt_started = time.monotonic()
         self.accumulator = ChunkAccumulator(self.profile, secret=client._token)
         self.done = False
+        self.attempts = 0
         self.provider: str | None = None
         self.request_id: str | None = None
 
     def start_attempt(self) -> None:
+        self.attempts += 1
         self.attempt_started = time.monotonic()
         self.accumulator = ChunkAccumulator(self.profile, secret=self._client._token)
         self.done = False
@@ -170,7 +173,7 @@ class _Call:
 
     def end(self) -> list[StreamEvent]:
         events, reply = self.accumulator.finish(done=self.done)
-        events.append(Done(reply))
+        events.append(Done(dataclasses.replace(reply, attempts=self.attempts)))
         return events
 
     def whole(self, body: bytes) -> list[StreamEvent]:
@@ -188,7 +191,7 @@ class _Call:
             request_id=self.request_id,
             secret=self._client._token,
         )
-        return [Done(reply)]
+        return [Done(dataclasses.replace(reply, attempts=self.attempts))]
 
 
 def _failure_reason(exc: httpx2.RequestError) -> str:

@@ -55,6 +55,7 @@ class Reply:
     - `cut_while_thinking`: True when the output hit its token limit before the thinking ended;
       raise `max_tokens` to get an answer.
     - `provider`: the provider that served the reply (router header `x-inference-provider`).
+    - `attempts`: how many requests it took, retries included.
     """
 
     text: str
@@ -69,6 +70,7 @@ class Reply:
     request_id: str | None = None
     thinking_source: Literal["inline", "field"] | None = None
     cut_while_thinking: bool = False
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
