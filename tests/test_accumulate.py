@@ -20,7 +20,7 @@ from m2kit import (
 )
 from m2kit._accumulate import (
     ChunkAccumulator,
-    reasoning_of,
+    reasoning_text,
     reply_from_completion,
     stream_error,
     usage_from,
@@ -175,18 +175,16 @@ def test_field_history_is_rebuilt_inline() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "kept_as"),
+    "field",
     [
-        ("reasoning_content", "reasoning_content"),
-        ("reasoning", "reasoning"),
-        ("reasoning_details", "reasoning_content"),
+        "reasoning_content",
+        "reasoning",
+        "reasoning_details",
     ],
 )
-def test_field_history_stays_a_field_for_a_model_without_inline_tags(
-    field: str, kept_as: str
-) -> None:
+def test_field_history_is_the_content_for_a_model_without_inline_tags(field: str) -> None:
     """If a model whose template reads no tags (gpt-oss) sends field thinking, then history keeps
-    the content as received and the thinking, as received, in the field it came in."""
+    the content as received and sends no reasoning field (Groq and Cerebras answer 400)."""
     pieces = ["Greet ", "them.\n"]
     chunks = [chunk(**_field(field, piece)) for piece in pieces]
     chunks += [chunk("\nHello!"), chunk(finish_reason="stop")]
@@ -194,14 +192,14 @@ def test_field_history_stays_a_field_for_a_model_without_inline_tags(
 
     _, streamed = feed(chunks, model=GPT_OSS)
 
-    expected = {"role": "assistant", "content": "\nHello!", kept_as: "Greet them.\n"}
+    expected = {"role": "assistant", "content": "\nHello!"}
     assert streamed.message == expected
     assert reply_from_completion(whole, profile_for(GPT_OSS)).message == expected
     assert (streamed.text, streamed.thinking) == ("Hello!", "Greet them.")
 
 
 def test_field_history_next_to_tool_calls_for_a_model_without_inline_tags() -> None:
-    """If gpt-oss sends field thinking and a tool call, then history has both and no content."""
+    """If gpt-oss sends field thinking and a tool call, then history has the call, no content."""
     chunks = [chunk(reasoning="Need weather."), chunk(tool_calls=[call(0, "{}", "c", "f")])]
 
     _, reply = feed(chunks, model=GPT_OSS)
@@ -209,7 +207,6 @@ def test_field_history_next_to_tool_calls_for_a_model_without_inline_tags() -> N
     assert reply.message == {
         "role": "assistant",
         "content": None,
-        "reasoning": "Need weather.",
         "tool_calls": [ToolCall("c", "f", "{}").to_message()],
     }
 
@@ -220,10 +217,10 @@ def test_openrouter_reasoning_and_details_are_not_doubled() -> None:
 
     both = {"reasoning": "Hmm.", "reasoning_details": details}
 
-    assert reasoning_of(both) == ("Hmm.", "reasoning")
-    assert reasoning_of({"reasoning_details": details}) == ("Hmm.", "reasoning_content")
-    assert reasoning_of({"reasoning": None, "reasoning_content": None}) is None
-    assert reasoning_of({"reasoning_details": [{"type": "reasoning.encrypted"}]}) is None
+    assert reasoning_text(both) == "Hmm."
+    assert reasoning_text({"reasoning_details": details}) == "Hmm."
+    assert reasoning_text({"reasoning": None, "reasoning_content": None}) is None
+    assert reasoning_text({"reasoning_details": [{"type": "reasoning.encrypted"}]}) is None
 
 
 def test_plain_model_keeps_think_mid_answer() -> None:

@@ -13,7 +13,6 @@ from m2kit._thinking import (
     Split,
     StreamSplitter,
     history_content,
-    history_reasoning,
     split_reply,
 )
 
@@ -193,26 +192,16 @@ def test_history_rebuilds_field_thinking_in_native_form() -> None:
     """If the thinking came in a field, then history carries it in the profile's inline form."""
     split = split_reply("\n\nHi", "plan", M2, "stop")
     assert history_content(split, "\n\nHi", M2) == "<think>\nplan\n</think>\n\nHi"
-    assert history_reasoning(split, "plan", M2) is None
 
 
 @pytest.mark.parametrize("profile", [PLAIN, SEED])
-def test_history_keeps_field_thinking_in_a_field_without_inline_history(profile: Profile) -> None:
-    """If the thinking came in a field and the template reads no tags, then the content stays as
-    received and the reasoning goes back whole, as received."""
+def test_history_keeps_content_as_received_without_inline_history(profile: Profile) -> None:
+    """If the template reads no tags, then history content stays as received: no tags added,
+    and no reasoning field either, since Groq and Cerebras refuse one with a 400."""
     split = split_reply("\n\nHi", " plan\n", profile, "stop")
 
     assert history_content(split, "\n\nHi", profile) == "\n\nHi"
-    assert history_reasoning(split, " plan\n", profile) == " plan\n"
 
-
-def test_history_reasoning_is_none_without_field_thinking() -> None:
-    """If the thinking came inline, or the field was blank, then no reasoning field goes back."""
-    inline = split_reply("<think>a</think>b", None, PLAIN, "stop")
-    blank = split_reply("b", " \n", PLAIN, "stop")
-
-    assert history_reasoning(inline, "", PLAIN) is None
-    assert history_reasoning(blank, " \n", PLAIN) is None
 
 
 # Streams.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import StreamErrorEvent, StreamInterrupted, redact
-from ._thinking import StreamSplitter, history_content, history_reasoning, split_reply
+from ._thinking import StreamSplitter, history_content, split_reply
 from ._types import (
     AnswerDelta,
     Message,
@@ -35,18 +35,17 @@ if TYPE_CHECKING:
     from ._thinking import Split
 
 
-def reasoning_of(part: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The thinking in a message or delta's separate field, and the field history returns it in.
+def reasoning_text(part: Mapping[str, Any]) -> str | None:
+    """The thinking in a message or delta's separate field, if any.
 
     `reasoning_content` (DeepSeek, novita, fireworks-ai, SGLang, older vLLM), `reasoning` (vLLM,
-    Groq, OpenRouter), or a `reasoning_details` list of `{type, text}` (novita, OpenRouter), which
-    goes back as `reasoning_content`. OpenRouter sends the same text under `reasoning` and
-    `reasoning_details`: the first one wins.
+    Groq, OpenRouter), or a `reasoning_details` list of `{type, text}` (novita, OpenRouter).
+    OpenRouter sends the same text under `reasoning` and `reasoning_details`: the first one wins.
     """
     for key in ("reasoning_content", "reasoning"):
         value = part.get(key)
         if isinstance(value, str) and value:
-            return value, key
+            return value
 
     details = part.get("reasoning_details")
     if not isinstance(details, list):
@@ -54,7 +53,7 @@ def reasoning_of(part: Mapping[str, Any]) -> tuple[str, str] | None:
     text = "".join(
         d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
     )
-    return (text, "reasoning_content") if text else None
+    return text or None
 
 
 def usage_from(data: Mapping[str, Any]) -> Usage | None:
@@ -164,8 +163,8 @@ class _PendingCall:
 class _ToolCalls:
     """Tool-call fragments joined into calls; the first non-empty id and name of each win.
 
-    A fragment joins the latest call at its index, unless it brings a non-empty id other than
-    that call's: then it starts a new call, since some servers send parallel calls all at index 0.
+    A fragment joins the latest call at its index, unless it brings both a function name and an id
+    other than that call's: then it starts a new call.
     """
 
     def __init__(self) -> None:
@@ -185,7 +184,9 @@ class _ToolCalls:
             arguments = _arguments(function.get("arguments"))
 
             call = self._latest.get(index)
-            if call is None or (call_id and call.id and call_id != call.id):
+            # A new call needs a new id and its name: some servers send a fresh id on every
+            # fragment of one call (poolsideai/pool#9), others run parallel calls at one index.
+            if call is None or (name and call_id and call.id and call_id != call.id):
                 call = self._latest[index] = _PendingCall(index)
                 self._calls.append(call)
             call.id = call.id or call_id
@@ -228,7 +229,6 @@ class ChunkAccumulator:
         self._profile = profile
         self._splitter = StreamSplitter(profile)
         self._tools = _ToolCalls()
-        self._field: str | None = None  # the reasoning field history returns the thinking in
         self._model = model
         self._provider = provider
         self._request_id = request_id
@@ -257,10 +257,9 @@ class ChunkAccumulator:
     def _feed_choice(self, choice: Mapping[str, Any], events: list[StreamEvent]) -> None:
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
-        reasoning = reasoning_of(delta)
+        reasoning = reasoning_text(delta)
         if reasoning:
-            self._field = self._field or reasoning[1]
-            self._emit(self._splitter.feed_reasoning(reasoning[0]), events)
+            self._emit(self._splitter.feed_reasoning(reasoning), events)
 
         content = delta.get("content")
         content = content if isinstance(content, str) else _content_text(content)
@@ -312,8 +311,6 @@ class ChunkAccumulator:
             split,
             self._profile,
             content=self._splitter.content,
-            reasoning=self._splitter.reasoning,
-            reasoning_field=self._field,
             tool_calls=self._tools.result(),
             model=self._model,
             provider=self._provider,
@@ -342,7 +339,7 @@ def reply_from_completion(
     message = choice.get("message")
     message = message if isinstance(message, dict) else {}
     content = _content_text(message.get("content"))
-    reasoning, reasoning_field = reasoning_of(message) or ("", None)
+    reasoning = reasoning_text(message) or ""
     finish_reason = _text(choice.get("finish_reason"))
 
     tools = _ToolCalls()
@@ -352,8 +349,6 @@ def reply_from_completion(
         split,
         profile,
         content=content,
-        reasoning=reasoning,
-        reasoning_field=reasoning_field,
         tool_calls=tools.result(),
         model=_text(data.get("model")),
         provider=provider,
@@ -368,8 +363,6 @@ def _build_reply(
     profile: Profile,
     *,
     content: str,
-    reasoning: str,
-    reasoning_field: str | None,
     tool_calls: tuple[ToolCall, ...],
     model: str | None,
     provider: str | None,
@@ -381,7 +374,7 @@ def _build_reply(
         text=split.answer,
         thinking=split.thinking,
         raw=content,
-        message=_assistant_message(split, profile, content, reasoning, reasoning_field, tool_calls),
+        message=_assistant_message(split, profile, content, tool_calls),
         model=model,
         provider=provider,
         finish_reason=finish_reason,
@@ -397,14 +390,9 @@ def _assistant_message(
     split: Split,
     profile: Profile,
     content: str,
-    reasoning: str,
-    reasoning_field: str | None,
     tool_calls: tuple[ToolCall, ...],
 ) -> Message:
     message: Message = {"role": "assistant", "content": history_content(split, content, profile)}
-    kept = history_reasoning(split, reasoning, profile)
-    if kept is not None:
-        message[reasoning_field or "reasoning_content"] = kept
 
     if tool_calls:
         message["tool_calls"] = [call.to_message() for call in tool_calls]

@@ -88,14 +88,6 @@ def history_content(split: Split, raw_content: str, profile: Profile) -> str:
     return raw_content
 
 
-def history_reasoning(split: Split, raw_reasoning: str, profile: Profile) -> str | None:
-    """The reasoning to send back in a field of its own, as received: when the thinking came in a
-    field and the profile's template does not read it inline. None otherwise."""
-    if split.source == "field" and split.thinking and not profile.inline_history:
-        return raw_reasoning
-    return None
-
-
 class StreamSplitter:
     """Incremental twin of `split_reply`: the same result for any split of the input into pieces.
 
