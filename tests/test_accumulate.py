@@ -586,3 +586,19 @@ def test_other_choices_are_ignored() -> None:
     _, reply = feed([first | {"choices": [*first["choices"], second]}])
 
     assert reply.text == "Hi"
+
+
+def test_a_fresh_id_on_every_fragment_is_still_one_call() -> None:
+    """If a server sends a new id on each fragment of one call, then it is still one call."""
+    chunks = [
+        chunk(tool_calls=[call(0, "", "call_1", "get_weather")]),
+        chunk(tool_calls=[call(0, '{"city"', "call_2")]),
+        chunk(tool_calls=[call(0, ': "Paris"}', "call_3")]),
+        chunk(finish_reason="tool_calls"),
+    ]
+
+    _, reply = feed(chunks)
+
+    assert [(c.id, c.name, c.arguments) for c in reply.tool_calls] == [
+        ("call_1", "get_weather", '{"city": "Paris"}')
+    ]

@@ -21,12 +21,14 @@ import httpx2
 from ._accumulate import ChunkAccumulator, reply_from_completion
 from ._auth import find_token, is_huggingface_url
 from ._errors import (
+    TOKENS_PAGE,
     APIError,
     AuthenticationError,
     ConfigError,
     ConnectionFailed,
     M2Error,
     ModelNotFoundError,
+    StreamErrorEvent,
     StreamInterrupted,
     error_from_response,
     redact,
@@ -78,10 +80,13 @@ class _Call:
         self.attempts = 0
         self.provider: str | None = None
         self.request_id: str | None = None
+        self._answered = False
 
     def start_attempt(self) -> None:
         self.attempts += 1
         self.attempt_started = time.monotonic()
+        self.provider = self.request_id = None
+        self._answered = False
         self.accumulator = ChunkAccumulator(self.profile, secret=self._client._token)
         self.done = False
 
@@ -92,6 +97,7 @@ class _Call:
         """
         self.provider = response.headers.get("x-inference-provider")
         self.request_id = request_id_from(response.headers)
+        self._answered = True
         self.accumulator = ChunkAccumulator(
             self.profile,
             provider=self.provider,
@@ -141,7 +147,8 @@ class _Call:
         if self.accumulator.finish_reason is not None:
             return
         detail = redact(str(exc) or type(exc).__name__, self._client._token)
-        self._log(type(exc).__name__)
+        if not self._answered:  # a response that began was logged with its status already
+            self._log(type(exc).__name__)
         if self.accumulator.started:
             raise StreamInterrupted(
                 f"the connection failed mid-reply ({detail})", partial=self.accumulator.partial()
@@ -162,14 +169,24 @@ class _Call:
             self.done = True
             return None
         if event == "error":
-            raise self.accumulator.error_event(data)
+            raise self._hinted(self.accumulator.error_event(data))
         if not data:
             return []
         try:
             chunk = json.loads(data)
         except ValueError:
             raise self.accumulator.error_event(f"unreadable stream data: {data[:200]}") from None
-        return self.accumulator.feed(chunk) if isinstance(chunk, dict) else []
+        if not isinstance(chunk, dict):
+            return []
+        try:
+            return self.accumulator.feed(chunk)
+        except StreamErrorEvent as error:
+            raise self._hinted(error) from None
+
+    def _hinted(self, error: StreamErrorEvent) -> StreamErrorEvent:
+        if not self._client.is_router:
+            error.hint = "The server failed mid-reply: try again, and check its log."
+        return error
 
     def end(self) -> list[StreamEvent]:
         events, reply = self.accumulator.finish(done=self.done)
@@ -265,14 +282,18 @@ class _BaseClient:
     def _refused_key_hint(self) -> str:
         source = _TOKEN_SOURCES.get(self._token_source)
         if not self.is_router:
-            sent = f"{source} was refused" if source else "no key was sent"
-            return (
-                f"The server wants a key and {sent}: pass --api-key (api_key= in Python)"
-                " or set M2_API_KEY."
-            )
+            if source is None:
+                return (
+                    "The server wants a key: pass --api-key (api_key= in Python) or set M2_API_KEY."
+                )
+            return f"The server refused {source}: check it, or pass another with --api-key."
         if self._token_source in ("api_key", "M2_API_KEY"):
             return f"The router refused {source}; unset it to use your Hugging Face token."
-        return AuthenticationError.default_hint
+        return (
+            f"The router refused {source}: create a new token at {TOKENS_PAGE} with the"
+            ' "Make calls to Inference Providers" permission, then set HF_TOKEN or run'
+            " `hf auth login`."
+        )
 
     def _call(self, messages: Messages, params: ChatParams, *, stream: bool) -> _Call:
         if self.is_router and not self._token:

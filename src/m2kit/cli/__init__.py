@@ -124,10 +124,15 @@ def ask(**values: object) -> None:
       git diff | m2 ask "Review this change." -m MiniMaxAI/MiniMax-M2:cheapest
       m2 ask --base-url http://localhost:8000/v1 --top-k 40 "Hello"
     """
-    from ._ask import AskOptions, run
+    from ._ask import AskOptions, clean_text, run
 
     values["stream"] = not values.pop("no_stream")
-    values["stop"] = list(values["stop"])  # type: ignore[call-overload]  # click gives a tuple
+    stop = values["stop"]
+    assert isinstance(stop, tuple)  # click gives a `multiple` option as a tuple
+    values["stop"] = [clean_text(str(text)) for text in stop]
+    for name, value in values.items():
+        if isinstance(value, str):
+            values[name] = clean_text(value)
     raise SystemExit(run(AskOptions(**values)))  # type: ignore[arg-type]  # click checked the types
 
 

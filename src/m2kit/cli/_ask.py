@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._errors import ConfigError, M2Error, StreamError
+from .._errors import ConfigError, M2Error, StreamError, StreamErrorEvent
 from .._retry import RetryPolicy
 from ._render import (
+    CLEAR_LINE,
     StreamRenderer,
     describe_notice,
     final_event,
@@ -73,8 +74,6 @@ def read_prompt(prompt: str | None) -> str:
     if sys.stdin is not None and not is_terminal(sys.stdin):
         _warn_if_stdin_waits()
         piped = sys.stdin.buffer.read().decode("utf-8", errors="replace")
-    if prompt:
-        prompt = prompt.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     parts = [part for part in (prompt, piped.strip("\n")) if part and part.strip()]
     if not parts:
         raise ConfigError(
@@ -115,6 +114,18 @@ def _params(options: AskOptions) -> ChatParams:
     }
 
 
+def _line_start() -> str:
+    """What puts stderr's cursor at the start of a clean line after the terminal echoed `^C`."""
+    if not is_terminal(sys.stderr):
+        return ""
+    return "\n" if os.environ.get("TERM") == "dumb" else CLEAR_LINE
+
+
+def clean_text(text: str) -> str:
+    """Command-line text with any bytes that were not UTF-8 (surrogate escapes) made U+FFFD."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
 def _error_line(error: M2Error) -> str:
     line = f"m2: error: {error}"
     if error.retry_summary:
@@ -145,31 +156,25 @@ def _ask(options: AskOptions) -> Reply:
         on_notice=notice,
         profile=options.profile,
     )
-    if not (options.raw or options.json_output):
-        renderer = StreamRenderer(think=options.think)
+    renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
     try:
         with client:
             return _receive(client, options, prompt, renderer)
     finally:
-        if renderer is not None:
-            renderer.end()
+        renderer.end()
 
 
-def _receive(
-    client: Client, options: AskOptions, prompt: str, renderer: StreamRenderer | None
-) -> Reply:
+def _receive(client: Client, options: AskOptions, prompt: str, renderer: StreamRenderer) -> Reply:
     messages, params = _messages(options, prompt), _params(options)
     if not options.stream:
         reply = client.chat(messages, **params)
-        if renderer is not None:
-            show_whole(renderer, reply, think=options.think)
+        show_whole(renderer, reply, think=options.think)
         return reply
 
     final: Reply | None = None
     with client.stream(messages, **params) as events:
         for event in events:
-            if renderer is not None:
-                renderer.feed(event)
+            renderer.feed(event)
             final = final_event(event) or final
     assert final is not None
     return final
@@ -189,7 +194,8 @@ def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
         )
         return EXIT_FAILURE
     if not reply.text and not reply.tool_calls:
-        shown = "" if options.think or not reply.thinking else " (--think shows the thinking)"
+        hidden = reply.thinking and not (options.think or options.raw or options.json_output)
+        shown = " (--think shows the thinking)" if hidden else ""
         say(f"m2: the model gave no answer{shown}.")
         return EXIT_FAILURE
     if reply.finish_reason == "length":
@@ -206,7 +212,7 @@ def run(options: AskOptions) -> int:
         reply = _ask(options)
         return _report(reply, options, time.monotonic() - started)
     except KeyboardInterrupt:
-        say("m2: interrupted")
+        say(f"{_line_start()}m2: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`m2 ask … | head`): stop quietly, as other Unix tools do.
@@ -219,7 +225,9 @@ def run(options: AskOptions) -> int:
     except StreamError as error:
         shown = options.stream and not (options.raw or options.json_output)
         if shown and error.partial is not None and error.partial.text:
-            error.hint = "The answer above is incomplete: try again."
+            error.hint = "The answer above is incomplete. " + (
+                error.hint if isinstance(error, StreamErrorEvent) else "Try again."
+            )
         say(_error_line(error))
         return EXIT_FAILURE
     except M2Error as error:

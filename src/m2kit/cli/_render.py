@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from .._types import (
 
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
-_CLEAR_LINE = "\r\x1b[K"
+CLEAR_LINE = "\r\x1b[K"
 # How often the indicator's clock is redrawn.
 _INDICATOR_PERIOD = 0.25
 
@@ -59,6 +60,14 @@ def describe_notice(notice: Notice) -> str:
     return f"m2: not sending {notice.name.replace('_', '-')}: {notice.reason}"
 
 
+def _in_foreground(stream: TextIO) -> bool:
+    # Run in the background (`m2 ask … > out &`), m2 must not draw over the shell's prompt.
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):  # not a real terminal (tests), or no job control
+        return True
+
+
 class _Indicator:
     """A dim status line on a terminal's stderr ("thinking… 12s"), kept fresh by a daemon thread.
 
@@ -66,8 +75,9 @@ class _Indicator:
     in the middle of another line. Once `hide()` is called it stays hidden.
     """
 
-    def __init__(self, err: TextIO, *, color: bool) -> None:
+    def __init__(self, err: TextIO, *, color: bool, period: float = _INDICATOR_PERIOD) -> None:
         self._err = err
+        self._period = period
         self._dim, self._reset = (_DIM, _RESET) if color else ("", "")
         self._lock = threading.Lock()
         self._label = "waiting for the model…"
@@ -82,10 +92,10 @@ class _Indicator:
             self._draw()
         self._thread.start()
 
-    def thinking(self) -> None:
-        """The model is thinking: say so (the first time it changes, redraw at once)."""
-        if self._label != "thinking…":
-            self._label = "thinking…"
+    def show(self, label: str) -> None:
+        """Say what the model is doing ("thinking…"); a new label is drawn at once."""
+        if self._label != label:
+            self._label = label
             with self._lock:
                 self._draw()
 
@@ -103,36 +113,50 @@ class _Indicator:
         self._stopped.set()
 
     def _tick(self) -> None:
-        while not self._stopped.wait(_INDICATOR_PERIOD):
+        while not self._stopped.wait(self._period):
             with self._lock:
                 self._draw()
 
     def _draw(self) -> None:
-        if not self._active:
+        if not self._active or not _in_foreground(self._err):
             return
         elapsed = time.monotonic() - self._started
-        self._err.write(f"{_CLEAR_LINE}{self._dim}{self._label} {elapsed:.0f}s{self._reset}")
+        # Cut to the width, or each redraw would wrap and leave a line behind.
+        label = f"{self._label} {elapsed:.0f}s"[: shutil.get_terminal_size().columns - 1]
+        self._err.write(f"{CLEAR_LINE}{self._dim}{label}{self._reset}")
         self._err.flush()
         self._visible = True
 
     def _clear(self) -> None:
         if self._visible:
-            self._err.write(_CLEAR_LINE)
+            self._err.write(CLEAR_LINE)
             self._err.flush()
             self._visible = False
 
 
 class StreamRenderer:
-    """Writes a stream as it arrives: answer to stdout, thinking or an indicator to stderr."""
+    """Writes a stream as it arrives: answer to stdout, thinking or an indicator to stderr.
 
-    def __init__(self, *, think: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
-        self._think = think
+    With `quiet` (`--raw`, `--json`: their output comes at the end) only the indicator shows.
+    """
+
+    def __init__(
+        self,
+        *,
+        think: bool,
+        quiet: bool = False,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        period: float = _INDICATOR_PERIOD,
+    ) -> None:
+        self._think = think and not quiet
+        self._quiet = quiet
         self._out = out
         self._err = err
         self._err_color = _color(err)
         self._indicator: _Indicator | None = None
         if is_terminal(err) and os.environ.get("TERM") != "dumb":
-            self._indicator = _Indicator(err, color=self._err_color)
+            self._indicator = _Indicator(err, color=self._err_color, period=period)
             self._indicator.start()
         self._thinking_open = False
         self._answer_tail: str | None = None
@@ -148,6 +172,12 @@ class StreamRenderer:
             self._err.flush()
 
     def feed(self, event: StreamEvent) -> None:
+        if self._quiet:
+            if self._indicator is not None and isinstance(event, (ThinkingDelta, AnswerDelta)):
+                self._indicator.show(
+                    "thinking…" if isinstance(event, ThinkingDelta) else "answering…"
+                )
+            return
         if isinstance(event, AnswerDelta):
             if self._thinking_open:
                 self._err.write("\n")  # a blank line between the thinking and the answer
@@ -161,7 +191,7 @@ class StreamRenderer:
     def _thinking(self, text: str) -> None:
         if not self._think:
             if self._indicator is not None:
-                self._indicator.thinking()
+                self._indicator.show("thinking…")
             return
         self._hide_indicator()
         if not self._thinking_open and self._err_color:
@@ -183,7 +213,10 @@ class StreamRenderer:
             self._thinking_open = False
 
     def end(self) -> None:
-        """Finish the output, complete or not: close the thinking, end the answer with a newline."""
+        """Finish the output, complete or not: close the thinking, end the answer with a newline.
+
+        Afterwards stderr's cursor is at the start of a line, unless the terminal echoed `^C`.
+        """
         self._close_thinking()
         if self._answer_tail not in (None, "\n"):
             self._out.write("\n")
