@@ -187,9 +187,7 @@ SHAPES = {
         "reasoning_content",
         PLAIN,
     ),
-    "plain-reasoning": Shape(
-        ("Hello!",), assistant("Hello!"), "reasoning", PLAIN
-    ),
+    "plain-reasoning": Shape(("Hello!",), assistant("Hello!"), "reasoning", PLAIN),
     "plain-reasoning_details": Shape(
         ("Hello!",),
         assistant("Hello!"),

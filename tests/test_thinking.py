@@ -203,7 +203,6 @@ def test_history_keeps_content_as_received_without_inline_history(profile: Profi
     assert history_content(split, "\n\nHi", profile) == "\n\nHi"
 
 
-
 # Streams.
 
 
