@@ -397,6 +397,9 @@ class ListRecorder:
         if self.fail_in == "end_turn":
             raise RuntimeError("disk full")
 
+    def drop_last_turn(self, conversation: ConversationBase) -> None:
+        self.calls.append(("drop", len(conversation.turns)))
+
 
 def test_recorder_sees_each_turn_start_and_end_once(chat: Chat) -> None:
     """If a conversation has a recorder, then each turn starts, then ends once with its timings."""

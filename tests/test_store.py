@@ -33,7 +33,7 @@ WORKER = Path(__file__).with_name("_store_worker.py")
 Spawn = Callable[..., list[subprocess.Popen[str]]]
 
 # The SQL of every released migration. Never change an entry: add the next migration instead.
-RELEASED = {1: "139e1071b71e1f848a63482a33c0cd22"}
+RELEASED = {1: "139e1071b71e1f848a63482a33c0cd22", 2: "f9f731d9a205d78e9fbf2aeecf79c07b"}
 
 # Rows as migration 1 wrote them, to check that later migrations keep them.
 V1_ROWS = """
@@ -526,3 +526,20 @@ def test_the_pid_of_a_writer_is_kept(store: Store, tmp_path: Path) -> None:
     db.close()
 
     assert rows == [("user", "complete", os.getpid()), ("assistant", "pending", os.getpid())]
+
+
+def test_a_retried_turn_is_superseded_not_lost(tmp_path: Path, server: ScriptedServer) -> None:
+    """If a turn is retried, then the store keeps the old one but no longer loads it."""
+    server.queue(
+        stream_step([chunk(content="a</think>\n\nfirst"), chunk(finish_reason="stop")]),
+        stream_step([chunk(content="b</think>\n\nsecond"), chunk(finish_reason="stop")]),
+    )
+    with Store(tmp_path / "m2.db") as store, Client(base_url=server.base_url) as client:
+        conversation = Conversation(client, recorder=store)
+        conversation.send("Hi")
+        conversation.retry()
+        turns = store.load(conversation.id).turns
+        kept = store._read("SELECT count(*) AS n FROM messages WHERE superseded = 1")
+
+    assert [turn.reply.text for turn in turns if turn.reply] == ["second"]
+    assert kept[0]["n"] == 2

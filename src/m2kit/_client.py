@@ -53,6 +53,8 @@ from ._version import __version__
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from ._conversation import AsyncConversation, Conversation, Recorder
+
 logger = logging.getLogger("m2kit")
 
 
@@ -378,6 +380,19 @@ class Client(_BaseClient):
         """Send `messages` (a prompt, or a list of message dicts) and return the whole reply."""
         return _reply(list(self._run(self._call(messages, params, stream=False))))
 
+    def conversation(
+        self,
+        system: str | None = None,
+        *,
+        recorder: Recorder | None = None,
+        trim_thinking: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> Conversation:
+        """A multi-turn `Conversation` on this client; see `Conversation` for the options."""
+        from ._conversation import Conversation
+
+        return Conversation(self, system, recorder=recorder, trim_thinking=trim_thinking, **params)
+
     def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> ChatStream:
         """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`.
 
@@ -438,6 +453,21 @@ class AsyncClient(_BaseClient):
         """Send `messages` and return the whole reply."""
         events = [event async for event in self._run(self._call(messages, params, stream=False))]
         return _reply(events)
+
+    def conversation(
+        self,
+        system: str | None = None,
+        *,
+        recorder: Recorder | None = None,
+        trim_thinking: bool = False,
+        **params: Unpack[ChatParams],
+    ) -> AsyncConversation:
+        """A multi-turn `AsyncConversation` on this client."""
+        from ._conversation import AsyncConversation
+
+        return AsyncConversation(
+            self, system, recorder=recorder, trim_thinking=trim_thinking, **params
+        )
 
     def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     # Named in strings in the base classes of Conversation and AsyncConversation.
     from ._client import AsyncClient, Client, _BaseClient  # noqa: F401
     from ._request import ChatParams
+    from ._store_rows import StoredConversation
 
 logger = logging.getLogger("m2kit")
 
@@ -107,6 +108,8 @@ class Recorder(Protocol):
     def start_turn(self, conversation: ConversationBase, user: str) -> object: ...
 
     def end_turn(self, conversation: ConversationBase, key: object, turn: Turn) -> None: ...
+
+    def drop_last_turn(self, conversation: ConversationBase) -> None: ...  # retry replaces it
 
 
 @dataclass
@@ -283,6 +286,11 @@ class ConversationBase:
         """Remove the last turn, whatever its status, and return its user text."""
         if not self.turns:
             raise ConfigError("nothing to retry: the conversation has no turns yet")
+        if self.recorder is not None:
+            try:
+                self.recorder.drop_last_turn(self)
+            except Exception as exc:  # the reply matters more than the record of it
+                _recorder_failed("drop_last_turn", exc)
         return self.turns.pop().user
 
     def to_json(self) -> dict[str, Any]:
@@ -375,6 +383,18 @@ class _ClientConversation(ConversationBase, Generic[_ClientT]):
         """The conversation `to_json` wrote, on `client`; ConfigError for an unknown format."""
         conversation = cls(client, recorder=recorder)
         conversation._restore(data)
+        return conversation
+
+    @classmethod
+    def resume(
+        cls, stored: StoredConversation, client: _ClientT, *, recorder: Recorder | None = None
+    ) -> Self:
+        """Go on with a conversation read back from the store (`Store.load`)."""
+        conversation = cls(client, stored.system, recorder=recorder, **stored.params)
+        conversation.id = stored.id
+        conversation.title = stored.title
+        conversation.created_at = stored.created_at
+        conversation.turns = list(stored.turns)
         return conversation
 
     @classmethod

@@ -94,7 +94,16 @@ CREATE INDEX usage_by_conversation ON usage (conversation_id);
 CREATE INDEX usage_by_message ON usage (message_id);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "conversations, messages and usage", _V1),)
+# `/retry` and Conversation.retry replace the last turn: the old one stays, marked, for the
+# record (its tokens were spent), and is no longer part of the conversation.
+_V2 = """
+ALTER TABLE messages ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "conversations, messages and usage", _V1),
+    Migration(2, "superseded turns", _V2),
+)
 
 # The rowid of each entry is the id of its row in `messages`.
 SEARCH_INDEX = """

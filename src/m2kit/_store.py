@@ -48,13 +48,14 @@ SELECT a.*, u.content AS user_text, g.latency, g.first_token, g.retries,
 FROM messages AS a
 JOIN messages AS u ON u.conversation_id = a.conversation_id AND u.turn = a.turn AND u.role = 'user'
 LEFT JOIN usage AS g ON g.message_id = a.id
-WHERE a.conversation_id = ? AND a.role = 'assistant'
+WHERE a.conversation_id = ? AND a.role = 'assistant' AND a.superseded = 0
 ORDER BY a.turn
 """
 
 _SUMMARIES = """
 SELECT c.id, c.created_at, c.updated_at, c.model, c.title,
-       (SELECT count(*) FROM messages AS m WHERE m.conversation_id = c.id AND m.role = 'user')
+       (SELECT count(*) FROM messages AS m
+        WHERE m.conversation_id = c.id AND m.role = 'user' AND m.superseded = 0)
            AS turns,
        (SELECT coalesce(sum(coalesce(g.total_tokens, g.prompt_tokens + g.completion_tokens)), 0)
         FROM usage AS g WHERE g.conversation_id = c.id) AS tokens
@@ -166,6 +167,15 @@ class Store:
                 _index(db, user_id, user)
         return key
 
+    def drop_last_turn(self, conversation: ConversationInfo) -> None:
+        """Mark the conversation's last turn superseded: kept in the file, no longer loaded."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET superseded = 1 WHERE conversation_id = ? AND turn = ("
+                " SELECT max(turn) FROM messages WHERE conversation_id = ? AND superseded = 0)",
+                (conversation.id, conversation.id),
+            )
+
     def end_turn(self, conversation: ConversationInfo, key: object, turn: Turn) -> None:
         """Record, in one transaction, how a turn ended: its reply row and its usage row.
 
@@ -201,6 +211,28 @@ class Store:
     def latest_conversation_id(self) -> str | None:
         """The conversation written to last, or None when there is none."""
         rows = self._read("SELECT id FROM conversations ORDER BY updated_at DESC, id LIMIT 1")
+        return rows[0]["id"] if rows else None
+
+    def find_conversation(self, id_or_prefix: str) -> str | None:
+        """The full id of the one conversation whose id starts with `id_or_prefix`, or None.
+
+        A prefix that fits several raises ConfigError listing a few, so the user can say more.
+        """
+        prefix = id_or_prefix.strip().lower()
+        if not prefix:
+            return None
+        # Escape LIKE's wildcards: ids are hex, but the prefix is whatever the user typed.
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._read(
+            "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6",
+            (pattern,),
+        )
+        if len(rows) > 1:
+            shown = ", ".join(row["id"][:12] for row in rows[:5])
+            raise ConfigError(
+                f"the id {id_or_prefix!r} fits several conversations ({shown}, …)",
+                hint="Give more of the id (m2 logs lists them).",
+            )
         return rows[0]["id"] if rows else None
 
     def load(self, conversation_id: str) -> StoredConversation:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._errors import ConfigError, M2Error, StreamError, StreamErrorEvent
 from .._retry import RetryPolicy
+from ._common import logging_enabled, open_store, settings
 from ._render import (
     CLEAR_LINE,
     StreamRenderer,
@@ -26,10 +28,15 @@ from ._render import (
 
 if TYPE_CHECKING:
     from .._request import ChatParams
-    from .._types import Message, Notice, Reply
+    from .._types import Notice, Reply
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .._client import Client
+    from .._conversation import Conversation
+    from .._store import Store
+    from ._common import Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -42,7 +49,7 @@ _STDIN_GRACE = 1.0
 
 @dataclass(frozen=True)
 class AskOptions:
-    """What `m2 ask` was given; the defaults live with the click options."""
+    """What `m2 ask` was given; None means "not given" (then config, then the default)."""
 
     prompt: str | None
     model: str | None
@@ -50,8 +57,8 @@ class AskOptions:
     api_key: str | None
     system: str | None
     max_tokens: int | None
-    temperature: float
-    top_p: float
+    temperature: float | None
+    top_p: float | None
     top_k: int | None
     seed: int | None
     stop: list[str]
@@ -59,9 +66,13 @@ class AskOptions:
     raw: bool
     json_output: bool
     stream: bool
-    retry_budget: float
-    timeout: float
+    retry_budget: float | None
+    timeout: float | None
     profile: str | None
+    continue_: bool
+    cid: str | None
+    no_log: bool
+    db: str | None
 
 
 def read_prompt(prompt: str | None) -> str:
@@ -95,19 +106,11 @@ def _warn_if_stdin_waits() -> None:
         say("m2: reading standard input… (give </dev/null to skip it)", dim=True)
 
 
-def _messages(options: AskOptions, prompt: str) -> list[Message]:
-    messages: list[Message] = []
-    if options.system:
-        messages.append({"role": "system", "content": options.system})
-    messages.append({"role": "user", "content": prompt})
-    return messages
-
-
-def _params(options: AskOptions) -> ChatParams:
+def _params(options: AskOptions, chosen: Settings) -> ChatParams:
     return {
-        "max_tokens": options.max_tokens,
-        "temperature": options.temperature,
-        "top_p": options.top_p,
+        "max_tokens": chosen.max_tokens,
+        "temperature": chosen.temperature,
+        "top_p": chosen.top_p,
         "top_k": options.top_k,
         "seed": options.seed,
         "stop": options.stop or None,
@@ -139,6 +142,17 @@ def _ask(options: AskOptions) -> Reply:
     from .._client import Client
 
     prompt = read_prompt(options.prompt)
+    chosen = settings(
+        model=options.model,
+        base_url=options.base_url,
+        api_key=options.api_key,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        max_tokens=options.max_tokens,
+        retry_budget=options.retry_budget,
+        timeout=options.timeout,
+        profile=options.profile,
+    )
     renderer: StreamRenderer | None = None
 
     def notice(notice: Notice) -> None:
@@ -148,31 +162,72 @@ def _ask(options: AskOptions) -> Reply:
             say(describe_notice(notice), dim=True)
 
     client = Client(
-        options.model,
-        options.base_url,
-        options.api_key,
-        timeout=options.timeout,
-        retry=RetryPolicy(budget=options.retry_budget),
+        chosen.model,
+        chosen.base_url,
+        chosen.api_key,
+        timeout=chosen.timeout,
+        retry=RetryPolicy(budget=chosen.retry_budget),
         on_notice=notice,
-        profile=options.profile,
+        profile=chosen.profile,
     )
-    renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
-    try:
-        with client:
-            return _receive(client, options, prompt, renderer)
-    finally:
-        renderer.end()
+    with client, _store_for(options) as store:
+        conversation = _conversation(client, store, options, chosen)
+        renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
+        try:
+            return _receive(conversation, options, prompt, renderer)
+        finally:
+            renderer.end()
 
 
-def _receive(client: Client, options: AskOptions, prompt: str, renderer: StreamRenderer) -> Reply:
-    messages, params = _messages(options, prompt), _params(options)
+@contextlib.contextmanager
+def _store_for(options: AskOptions) -> Iterator[Store | None]:
+    """The store, when this turn is kept or an earlier conversation is continued."""
+    if not (logging_enabled(options.no_log) or options.continue_ or options.cid):
+        yield None
+        return
+    with open_store(options.db) as store:
+        yield store
+
+
+def _conversation(
+    client: Client, store: Store | None, options: AskOptions, chosen: Settings
+) -> Conversation:
+    from .._conversation import Conversation
+
+    recorder = store if logging_enabled(options.no_log) else None
+    params = _params(options, chosen)
+    if not (options.continue_ or options.cid):
+        return Conversation(client, options.system, recorder=recorder, **params)
+
+    assert store is not None
+    found = store.find_conversation(options.cid) if options.cid else store.latest_conversation_id()
+    if found is None:
+        raise ConfigError(
+            "there is no earlier conversation to continue",
+            hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
+        )
+    conversation = Conversation.resume(store.load(found), client, recorder=recorder)
+    conversation.params = {**conversation.params, **_given(params)}
+    if options.system:
+        conversation.system = options.system
+    return conversation
+
+
+def _given(params: ChatParams) -> ChatParams:
+    """The parameters given now, which win over a continued conversation's own."""
+    return cast("ChatParams", {key: value for key, value in params.items() if value is not None})
+
+
+def _receive(
+    conversation: Conversation, options: AskOptions, prompt: str, renderer: StreamRenderer
+) -> Reply:
     if not options.stream:
-        reply = client.chat(messages, **params)
+        reply = conversation.send(prompt)
         show_whole(renderer, reply, think=options.think)
         return reply
 
     final: Reply | None = None
-    with client.stream(messages, **params) as events:
+    with conversation.stream(prompt) as events:
         for event in events:
             renderer.feed(event)
             final = final_event(event) or final

@@ -1,0 +1,109 @@
+"""What the `m2` commands share: click settings, the store option, and settings precedence.
+
+Settings come from, in order: a flag, its environment variable, the config file, the built-in
+default. Only click and light modules are imported here; the store and config load on use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from .._config import Config
+    from .._store import Store
+
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def db_option(command: _F) -> _F:
+    """The `--db PATH` option: which store file to use."""
+    return click.option(
+        "--db",
+        metavar="PATH",
+        envvar="M2_DB",
+        help="The conversation store (SQLite).  [default: in M2_HOME, else the user data folder]",
+    )(command)
+
+
+def logging_enabled(no_log: bool) -> bool:
+    """Whether turns go to the store: not with --no-log, nor with M2_NO_LOG set to a true value."""
+    flag = os.environ.get("M2_NO_LOG", "").strip().lower()
+    return not no_log and flag in ("", "0", "false", "no", "off")
+
+
+def open_store(db: str | None) -> Store:
+    """The store at `db`, or at the default path."""
+    from .._store import Store, default_db_path
+
+    return Store(db or default_db_path())
+
+
+def load_config() -> Config:
+    from .._config import load_config as load
+
+    return load()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every command that talks to a model needs, after flag > env > config > default."""
+
+    model: str | None  # None: the client's own default (M2_MODEL was already folded in)
+    base_url: str | None
+    api_key: str | None
+    temperature: float
+    top_p: float
+    max_tokens: int | None
+    retry_budget: float
+    timeout: float
+    profile: str | None
+
+
+def settings(
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    retry_budget: float | None = None,
+    timeout: float | None = None,
+    profile: str | None = None,
+) -> Settings:
+    """Flag values (click has already read M2_MODEL and M2_BASE_URL into them) over the config
+    file over the built-in defaults."""
+    from .._request import DEFAULT_TEMPERATURE, DEFAULT_TIMEOUT, DEFAULT_TOP_P
+    from .._retry import RetryPolicy
+
+    config = load_config()
+    return Settings(
+        model=_first(model, config.model),
+        base_url=_first(base_url, config.base_url),
+        api_key=api_key,
+        temperature=_or(DEFAULT_TEMPERATURE, temperature, config.temperature),
+        top_p=_or(DEFAULT_TOP_P, top_p, config.top_p),
+        max_tokens=_first(max_tokens, config.max_tokens),
+        retry_budget=_or(RetryPolicy().budget, retry_budget, config.retry_budget),
+        timeout=_or(DEFAULT_TIMEOUT, timeout, config.timeout),
+        profile=profile,
+    )
+
+
+_V = TypeVar("_V")
+
+
+def _first(*values: _V | None) -> _V | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _or(default: _V, *values: _V | None) -> _V:
+    found = _first(*values)
+    return default if found is None else found

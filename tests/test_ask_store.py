@@ -1,0 +1,138 @@
+"""`m2 ask` with the local store: every turn kept, -c and --cid continuing with the thinking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from _server import chunk, stream_step
+from m2kit._store import Store
+
+if TYPE_CHECKING:
+    from _server import ScriptedServer
+
+M2 = str(Path(sys.executable).with_name("m2"))
+FIRST = [chunk(content="Think about primes.</think>\n\n2 is prime."), chunk(finish_reason="stop")]
+SECOND = [chunk(content="Odd ones.</think>\n\n3 is prime too."), chunk(finish_reason="stop")]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("M2_HOME", str(tmp_path / "m2home"))
+    return tmp_path / "m2home"
+
+
+def m2(server: ScriptedServer, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "M2_BASE_URL": server.base_url, **env}
+    return subprocess.run(
+        [M2, *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_turn_is_kept_in_the_store(server: ScriptedServer, home: Path) -> None:
+    """If m2 ask answers, then the store holds the turn with its raw content and thinking."""
+    server.queue(stream_step(FIRST))
+
+    assert m2(server, "ask", "Name a prime.").returncode == 0
+
+    with Store(home / "m2.db") as store:
+        found = store.latest_conversation_id()
+        assert found is not None
+        turns = store.load(found).turns
+    assert [turn.user for turn in turns] == ["Name a prime."]
+    reply = turns[0].reply
+    assert reply is not None
+    assert reply.raw == "Think about primes.</think>\n\n2 is prime."
+    assert reply.thinking == "Think about primes."
+
+
+def test_continue_sends_the_thinking_back(server: ScriptedServer, home: Path) -> None:
+    """If m2 ask -c follows an answer, then the request carries the first turn, thinking intact."""
+    server.queue(stream_step(FIRST), stream_step(SECOND))
+
+    m2(server, "ask", "Name a prime.")
+    result = m2(server, "ask", "-c", "Another?")
+
+    assert result.stdout == "3 is prime too.\n"
+    assert server.requests[1].json()["messages"] == [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "Think about primes.</think>\n\n2 is prime."},
+        {"role": "user", "content": "Another?"},
+    ]
+
+
+def test_cid_prefix_picks_the_conversation(server: ScriptedServer, home: Path) -> None:
+    """If --cid names a conversation by a prefix of its id, then that one is continued."""
+    server.queue(stream_step(FIRST), stream_step(FIRST), stream_step(SECOND))
+    m2(server, "ask", "Name a prime.")
+    with Store(home / "m2.db") as store:
+        first = store.latest_conversation_id()
+    assert first is not None
+    m2(server, "ask", "Something else.")
+
+    m2(server, "ask", "--cid", first[:8], "Another?")
+
+    assert server.requests[2].json()["messages"][0] == {"role": "user", "content": "Name a prime."}
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_no_log_keeps_nothing(server: ScriptedServer, home: Path, how: str) -> None:
+    """If --no-log or M2_NO_LOG=1 is given, then no store is written."""
+    server.queue(stream_step(FIRST))
+
+    if how == "flag":
+        result = m2(server, "ask", "--no-log", "Name a prime.")
+    else:
+        result = m2(server, "ask", "Name a prime.", M2_NO_LOG="1")
+
+    assert result.returncode == 0
+    assert not (home / "m2.db").exists()
+
+
+def test_continue_with_nothing_to_continue(server: ScriptedServer, home: Path) -> None:
+    """If -c is given before any conversation, then m2 exits 2 saying how to start one."""
+    result = m2(server, "ask", "-c", "Another?")
+
+    assert result.returncode == 2
+    assert "no earlier conversation" in result.stderr
+    assert not server.requests
+
+
+def test_interrupted_turn_is_kept_but_not_sent_back(server: ScriptedServer, home: Path) -> None:
+    """If a stream drops, then the store marks the turn interrupted and -c does not resend it."""
+    cut = [chunk(content="Half a thought</think>\n\nhalf")]
+    server.queue(stream_step(cut, done=False, drop_after=1), stream_step(SECOND))
+
+    assert m2(server, "ask", "Name a prime.").returncode == 1
+    m2(server, "ask", "-c", "Try again?")
+
+    with Store(home / "m2.db") as store:
+        found = store.latest_conversation_id()
+        assert found is not None
+        statuses = [turn.status for turn in store.load(found).turns]
+    assert statuses == ["interrupted", "complete"]
+    assert server.requests[1].json()["messages"] == [{"role": "user", "content": "Try again?"}]
+
+
+def test_config_file_sets_defaults_and_flags_win(server: ScriptedServer, home: Path) -> None:
+    """If the config file sets temperature, then m2 ask uses it, unless a flag says otherwise."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("temperature = 0.3\nmax_tokens = 99\n", encoding="utf-8")
+    server.queue(stream_step(FIRST), stream_step(FIRST))
+
+    m2(server, "ask", "hi")
+    m2(server, "ask", "--temperature", "0.9", "hi")
+
+    first, second = (request.json() for request in server.requests)
+    assert (first["temperature"], first["max_tokens"]) == (0.3, 99)
+    assert (second["temperature"], second["max_tokens"]) == (0.9, 99)
