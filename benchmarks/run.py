@@ -110,7 +110,12 @@ def clean_env() -> dict[str, str]:
         and not name.upper().endswith("_PROXY")
     }
     env["NO_PROXY"] = "127.0.0.1,localhost"
+    # m2 ask keeps each turn in its store, as for a user; here in a throwaway one.
+    env["M2_HOME"] = _BENCH_HOME
     return env
+
+
+_BENCH_HOME = tempfile.mkdtemp(prefix="m2kit-bench-home-")
 
 
 def user_env(cache: Path | None) -> dict[str, str]:
