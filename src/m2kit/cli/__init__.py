@@ -17,6 +17,8 @@ from ._common import CONTEXT
 # name -> "module:attribute" of each command, in the order `m2 --help` lists them.
 COMMANDS = {
     "ask": "m2kit.cli._cmd_ask:ask",
+    "models": "m2kit.cli._cmd_models:models",
+    "config": "m2kit.cli._cmd_config:config",
 }
 
 
