@@ -235,6 +235,10 @@ class Store:
             )
         return rows[0]["id"] if rows else None
 
+    def conversation_ids(self) -> list[str]:
+        """Every conversation's id, sorted: what a short id must stay unique among."""
+        return [row["id"] for row in self._read("SELECT id FROM conversations ORDER BY id")]
+
     def load(self, conversation_id: str) -> StoredConversation:
         """A conversation and its turns, oldest first. Raises ConfigError when there is none.
 

@@ -19,6 +19,8 @@ COMMANDS = {
     "ask": "m2kit.cli._cmd_ask:ask",
     "models": "m2kit.cli._cmd_models:models",
     "config": "m2kit.cli._cmd_config:config",
+    "logs": "m2kit.cli._cmd_logs:logs",
+    "usage": "m2kit.cli._cmd_usage:usage",
 }
 
 

@@ -1,0 +1,356 @@
+"""`m2 logs`: list, show, export and search the conversations in the store.
+
+Reading never creates the store: with no file yet there is nothing to list. Short ids are the
+shortest prefix, of at least 8 characters, that tells every conversation in the store apart;
+wherever an id is taken, any unique prefix of it will do. The helpers for a rich console and for
+turning errors into exit codes serve `m2 usage` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import sqlite3
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from .._errors import ConfigError, M2Error
+from ._ask import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    _error_line,
+    clean_text,
+)
+from ._common import open_store
+from ._render import say
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator, Sequence
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .._client import _BaseClient
+    from .._conversation import ConversationBase, Turn
+    from .._store import Store
+    from .._store_rows import StoredConversation
+
+SHORT_ID = 8
+_LIST_HINT = "List them with `m2 logs`."
+
+
+def guarded(work: Callable[[], None]) -> int:
+    """Run a command's work and return its exit code; errors become one line on stderr."""
+    try:
+        work()
+    except KeyboardInterrupt:
+        say("m2: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`m2 logs | head`): stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except ConfigError as error:
+        say(_error_line(error))
+        return EXIT_USAGE
+    except M2Error as error:
+        say(_error_line(error))
+        return EXIT_FAILURE
+    except sqlite3.Error as error:
+        say(f"m2: error: the store could not be read: {error}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def console() -> Console:
+    """A rich console on stdout: styled on a terminal, plain text when piped or with NO_COLOR."""
+    from rich.console import Console
+
+    # Rich's own NO_COLOR handling keeps bold and dim; no-color.org asks for plain text.
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(
+        color_system=None if plain else "auto", highlight=False, markup=False, emoji=False
+    )
+
+
+def write_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def table(
+    out: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str | Text]],
+    *,
+    flexible: str,
+    right: Collection[str] = (),
+) -> Table:
+    """A table of one line per row, where the `flexible` column takes the width the others
+    leave and is cut with an ellipsis; the others keep their full width."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    widths = [
+        max([cell_len(header)] + [cell_len(str(row[at])) for row in rows])
+        for at, header in enumerate(headers)
+    ]
+    # Columns are two spaces apart, and the edges have no padding.
+    others = sum(width for header, width in zip(headers, widths, strict=True) if header != flexible)
+    room = max(out.width - others - 2 * (len(headers) - 1), cell_len(flexible))
+
+    shown = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for header in headers:
+        shown.add_column(
+            header,
+            justify="right" if header in right else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=room if header == flexible else None,
+            style="cyan" if header == "ID" else None,
+        )
+    for row in rows:
+        shown.add_row(*row)
+    return shown
+
+
+def store_path(db: str | None) -> Path:
+    from .._store import default_db_path
+
+    return Path(db).expanduser() if db else default_db_path()
+
+
+@contextlib.contextmanager
+def existing_store(path: Path) -> Iterator[Store | None]:
+    """The store at `path`, or None when there is no file there yet."""
+    if not path.exists():
+        yield None
+        return
+    with open_store(str(path)) as store:
+        yield store
+
+
+def short_length(ids: Sequence[str], minimum: int = SHORT_ID) -> int:
+    """How many leading characters tell all of `ids` apart (ignoring case), at least `minimum`."""
+    ordered = sorted(conversation_id.casefold() for conversation_id in ids)
+    shared = [_shared_length(*pair) for pair in itertools.pairwise(ordered)]
+    return max(minimum, max(shared, default=0) + 1)
+
+
+def _shared_length(first: str, second: str) -> int:
+    return next(
+        (at for at, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+
+
+def when(seconds: float) -> str:
+    """A time (seconds since the epoch) as local date and minute."""
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+def list_logs(db: str | None, *, limit: int, json_output: bool) -> int:
+    """`m2 logs`: the conversations written to last."""
+    return guarded(lambda: _list(store_path(db), limit, json_output))
+
+
+def show(db: str | None, conversation_id: str, *, think: bool, json_output: bool) -> int:
+    """`m2 logs show ID`: one conversation, turn by turn."""
+    return guarded(lambda: _show(store_path(db), clean_text(conversation_id), think, json_output))
+
+
+def export(db: str | None, conversation_id: str, *, form: Literal["md", "json"]) -> int:
+    """`m2 logs export ID`: one conversation as Markdown or as the JSON that `Conversation.load`
+    reads."""
+    return guarded(lambda: _export(store_path(db), clean_text(conversation_id), form))
+
+
+def search(db: str | None, text: str, *, limit: int, json_output: bool) -> int:
+    """`m2 logs search TEXT`: the messages that contain TEXT, best match first."""
+    return guarded(lambda: _search(store_path(db), clean_text(text), limit, json_output))
+
+
+def _list(path: Path, limit: int, json_output: bool) -> None:
+    with existing_store(path) as store:
+        summaries = store.list_conversations(limit) if store else []
+        length = short_length(store.conversation_ids()) if store else SHORT_ID
+
+    if json_output:
+        write_json([dataclasses.asdict(summary) for summary in summaries])
+        return
+    if not summaries:
+        say(f"m2: no conversations in {path} yet.")
+        return
+
+    rows = [
+        [
+            summary.id[:length],
+            when(summary.updated_at),
+            _short_model(summary.model),
+            summary.title or "",
+            str(summary.turns),
+            f"{summary.tokens:,}",
+        ]
+        for summary in summaries
+    ]
+    out = console()
+    headers = ["ID", "Updated", "Model", "First prompt", "Turns", "Tokens"]
+    out.print(table(out, headers, rows, flexible="First prompt", right={"Turns", "Tokens"}))
+
+
+def _short_model(model: str | None) -> str:
+    # The organisation adds little in a list; the JSON keeps the whole id.
+    return (model or "").rpartition("/")[2]
+
+
+def _load(path: Path, conversation_id: str) -> StoredConversation:
+    with existing_store(path) as store:
+        if store is None:
+            raise ConfigError(f"no conversation {conversation_id!r}: there is no store at {path}")
+        found = store.find_conversation(conversation_id)
+        if found is None:
+            raise ConfigError(f"no conversation {conversation_id!r} in {path}", hint=_LIST_HINT)
+        return store.load(found)
+
+
+def _readable(stored: StoredConversation) -> ConversationBase:
+    """A stored conversation as a `ConversationBase`, for its `to_json` and `to_markdown`.
+
+    It has no client: it is only read, never continued (`Conversation.resume` does that).
+    """
+    from .._conversation import ConversationBase
+
+    conversation = ConversationBase(
+        cast("_BaseClient", None),
+        stored.system,
+        recorder=None,
+        trim_thinking=False,
+        include_interrupted=False,
+        params=stored.params,
+    )
+    conversation.id = stored.id
+    conversation.title = stored.title
+    conversation.created_at = stored.created_at
+    conversation.turns = list(stored.turns)
+    return conversation
+
+
+def _export(path: Path, conversation_id: str, form: Literal["md", "json"]) -> None:
+    conversation = _readable(_load(path, conversation_id))
+    if form == "json":
+        write_json(conversation.to_json())
+    else:
+        sys.stdout.write(conversation.to_markdown())
+        sys.stdout.flush()
+
+
+def _show(path: Path, conversation_id: str, think: bool, json_output: bool) -> None:
+    stored = _load(path, conversation_id)
+    if json_output:
+        write_json(_readable(stored).to_json())
+        return
+
+    from rich.text import Text
+
+    out = console()
+    out.print(Text(stored.title or "Conversation", style="bold"), soft_wrap=True)
+    about = [stored.id, when(stored.created_at), stored.model or "unknown model"]
+    out.print(Text(" · ".join(about), style="dim"))
+    if stored.system:
+        out.print(Text(f"System: {stored.system}", style="dim"), soft_wrap=True)
+    if not stored.turns:
+        out.print(Text("No turns yet.", style="dim"))
+
+    for number, turn in enumerate(stored.turns, start=1):
+        out.print()
+        out.print(Text(f"You ({number})", style="bold cyan"))
+        out.print(Text(turn.user), soft_wrap=True)
+        out.print()
+        out.print(Text(_reply_heading(turn), style="bold green"))
+        for part in _reply_parts(turn, think=think, markdown=out.is_terminal):
+            out.print(part, soft_wrap=True)
+
+
+def _reply_heading(turn: Turn) -> str:
+    reply = turn.reply
+    parts = [(reply.model if reply else None) or turn.model or "Assistant"]
+    if reply and reply.provider:
+        parts[0] += f" via {reply.provider}"
+    if reply and reply.usage and reply.usage.total_tokens is not None:
+        parts.append(f"{reply.usage.total_tokens:,} tokens")
+    if turn.latency is not None:
+        parts.append(f"{turn.latency:.1f} s")
+    return " · ".join(parts)
+
+
+def _reply_parts(turn: Turn, *, think: bool, markdown: bool) -> Iterator[Any]:
+    """What to print for a turn's reply: thinking (dim), answer, tool calls, how it ended."""
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    reply = turn.reply
+    if reply is not None:
+        if reply.thinking and think:
+            yield Text(reply.thinking, style="dim")
+        elif reply.thinking:
+            yield Text("(thinking hidden: --think shows it)", style="dim")
+        if reply.text:
+            yield Markdown(reply.text) if markdown else Text(reply.text)
+        for call in reply.tool_calls:
+            yield Text(f"tool call {call.name}({call.arguments})", style="magenta")
+        if reply.cut_while_thinking:
+            yield Text("[cut off while thinking: no answer]", style="bold yellow")
+
+    if turn.status != "complete":
+        why = f": {turn.error}" if turn.error else ""
+        yield Text(f"[{turn.status}{why}]", style="bold yellow")
+
+
+def _search(path: Path, text: str, limit: int, json_output: bool) -> None:
+    with existing_store(path) as store:
+        hits = store.search(text, limit) if store else []
+        length = short_length(store.conversation_ids()) if store else SHORT_ID
+
+    if json_output:
+        write_json([dataclasses.asdict(hit) for hit in hits])
+        return
+    if not hits:
+        say(f"m2: no message contains {text!r}.")
+        return
+
+    out = console()
+    styled = out.color_system is not None
+    rows = [
+        [
+            hit.conversation_id[:length],
+            when(hit.created_at),
+            "you" if hit.role == "user" else "model",
+            _snippet(hit.snippet, styled=styled),
+        ]
+        for hit in hits
+    ]
+    out.print(table(out, ["ID", "When", "Who", "Match"], rows, flexible="Match"))
+
+
+def _snippet(snippet: str, *, styled: bool) -> Text:
+    """A search snippet, its `**`-marked matches in bold where styles show (kept as `**` where
+    they do not, so piped text still shows them)."""
+    from rich.text import Text
+
+    if not styled:
+        return Text(snippet)
+    shown = Text()
+    for at, piece in enumerate(snippet.split("**")):
+        shown.append(piece, style="bold yellow" if at % 2 else "")
+    return shown
