@@ -543,3 +543,18 @@ def test_a_retried_turn_is_superseded_not_lost(tmp_path: Path, server: ScriptedS
 
     assert [turn.reply.text for turn in turns if turn.reply] == ["second"]
     assert kept[0]["n"] == 2
+
+
+def test_search_skips_superseded_turns(tmp_path: Path, server: ScriptedServer) -> None:
+    """If a turn was retried, then search no longer finds its old answer."""
+    server.queue(
+        stream_step([chunk(content="a</think>\n\nzebra"), chunk(finish_reason="stop")]),
+        stream_step([chunk(content="b</think>\n\nquokka"), chunk(finish_reason="stop")]),
+    )
+    with Store(tmp_path / "m2.db") as store, Client(base_url=server.base_url) as client:
+        conversation = Conversation(client, recorder=store)
+        conversation.send("Name an animal")
+        conversation.retry()
+
+        assert store.search("zebra") == []
+        assert len(store.search("quokka")) == 1

@@ -68,7 +68,7 @@ _SEARCH = """
 SELECT m.conversation_id, m.turn, m.role, m.created_at,
        snippet(messages_fts, 0, '**', '**', '…', 16) AS snippet
 FROM messages_fts JOIN messages AS m ON m.id = messages_fts.rowid
-WHERE messages_fts MATCH ?
+WHERE messages_fts MATCH ? AND m.superseded = 0
 ORDER BY rank
 LIMIT ?
 """
@@ -229,8 +229,9 @@ class Store:
         )
         if len(rows) > 1:
             shown = ", ".join(row["id"][:12] for row in rows[:5])
+            more = ", …" if len(rows) > 5 else ""
             raise ConfigError(
-                f"the id {id_or_prefix!r} fits several conversations ({shown}, …)",
+                f"the id {id_or_prefix!r} fits several conversations ({shown}{more})",
                 hint="Give more of the id (m2 logs lists them).",
             )
         return rows[0]["id"] if rows else None
