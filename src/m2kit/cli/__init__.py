@@ -20,6 +20,7 @@ COMMANDS = {
     "models": "m2kit.cli._cmd_models:models",
     "config": "m2kit.cli._cmd_config:config",
     "logs": "m2kit.cli._cmd_logs:logs",
+    "chat": "m2kit.cli._cmd_chat:chat",
     "usage": "m2kit.cli._cmd_usage:usage",
 }
 

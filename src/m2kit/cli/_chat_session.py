@@ -1,0 +1,198 @@
+"""The state of one `m2 chat` and what a turn does, whichever screen shows it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .._errors import M2Error, StreamError, StreamErrorEvent
+from ._ask import _error_line
+from ._render import footer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._client import Client
+    from .._conversation import Conversation, Turn
+    from .._store import Store
+    from .._stream import ChatStream
+    from .._types import Reply
+
+INTERRUPTED = "m2: stopped; that reply stays out of the history (/retry asks again)"
+
+
+class Screen(Protocol):
+    """Where a session shows itself: a terminal drawn by rich, or plain standard streams."""
+
+    def note(self, line: str) -> None:
+        """A line about the session (a wait, a setting changed), dim where it can be."""
+
+    def error(self, line: str) -> None:
+        """A line about something that went wrong, red where it can be."""
+
+    def show(self, text: str) -> None:
+        """Text the person asked for (/help, /usage)."""
+
+    def footer(self, line: str) -> None:
+        """Who answered and what it cost, after a reply; a terminal-only courtesy."""
+
+    def recap(self, turn: Turn) -> None:
+        """Show the last turn of a conversation taken up again."""
+
+    def play(self, stream: ChatStream, *, think: bool) -> Reply:
+        """Show a reply as it streams; return it once `Done` arrives. Errors pass through."""
+
+
+@dataclass
+class Tally:
+    """This session's calls and tokens, for /usage."""
+
+    calls: int = 0
+    unfinished: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    counted: int = 0
+
+    def add(self, turn: Turn) -> None:
+        self.calls += 1
+        self.unfinished += turn.status != "complete"
+        usage = turn.reply.usage if turn.reply else None
+        if usage is None:
+            return
+        self.counted += 1
+        self.prompt_tokens += usage.prompt_tokens or 0
+        self.completion_tokens += usage.completion_tokens or 0
+        self.reasoning_tokens += usage.reasoning_tokens or 0
+
+    def describe(self) -> str:
+        calls = f"{self.calls} call{'' if self.calls == 1 else 's'}"
+        if self.unfinished:
+            calls += f" ({self.unfinished} not complete)"
+        if not self.counted:
+            return f"this session: {calls}, no token counts reported"
+
+        total = self.prompt_tokens + self.completion_tokens
+        line = (
+            f"this session: {calls}, {total:,} tokens:"
+            f" {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion"
+        )
+        if self.reasoning_tokens:
+            line += f" ({self.reasoning_tokens:,} of them thinking)"
+        if self.counted < self.calls:
+            line += f", as reported for {self.counted} of the calls"
+        return line
+
+
+class Session:
+    """One `m2 chat`: the client, the conversation in progress, and what the commands change."""
+
+    def __init__(
+        self, client: Client, conversation: Conversation, screen: Screen, store: Store | None
+    ) -> None:
+        self.client = client
+        self.conversation = conversation
+        self.screen = screen
+        self.store = store
+        self.think = False
+        self.tally = Tally()
+        self.had_error = False
+
+    @property
+    def model(self) -> str:
+        return self.conversation.params.get("model") or self.client.model
+
+    def send(self, text: str) -> None:
+        """Send one message and show the reply; errors become one line and the session goes on."""
+        self._turn(lambda: self.conversation.stream(text))
+
+    def retry(self) -> None:
+        """Send the last message again, in place of its reply (whatever became of it)."""
+        if self.conversation.turns:
+            self.screen.note(f"m2: again: {_first_line(self.conversation.turns[-1].user)}")
+        self._turn(self.conversation.retry_stream)
+
+    def new(self) -> None:
+        """A new conversation with the same model, settings and system prompt."""
+        from .._conversation import Conversation
+
+        old = self.conversation
+        self.conversation = Conversation(
+            self.client, old.system, recorder=old.recorder, **old.params
+        )
+
+    def set_model(self, name: str) -> None:
+        """Use `name` from the next turn on; ConfigError for a model id the router would refuse."""
+        if self.client.is_router:
+            from .._routing import parse_model
+
+            parse_model(name)
+        self.conversation.params["model"] = name
+
+    def recap(self) -> None:
+        """Say which conversation goes on, when it is one taken up again."""
+        turns = len(self.conversation.turns)
+        if turns:
+            title = self.conversation.title or self.conversation.id
+            plural = "" if turns == 1 else "s"
+            self.screen.note(f"m2: continuing “{title}”, {turns} turn{plural} so far")
+            self.screen.recap(self.conversation.turns[-1])
+
+    def error(self, line: str) -> None:
+        self.had_error = True
+        self.screen.error(line)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.store is not None:
+            self.store.close()
+
+    def _turn(self, start: Callable[[], ChatStream]) -> None:
+        started = time.monotonic()
+        before = len(self.conversation.turns)
+        try:
+            stream = start()
+            # retry_stream drops the turn it replaces before its stream starts.
+            before = len(self.conversation.turns)
+            with stream:
+                reply = self.screen.play(stream, think=self.think)
+            self._report(reply, time.monotonic() - started)
+        except StreamError as error:
+            self.error(_error_line(_with_retry_hint(error)))
+        except M2Error as error:
+            self.error(_error_line(error))
+        finally:
+            if len(self.conversation.turns) > before:
+                self.tally.add(self.conversation.turns[-1])
+
+    def _report(self, reply: Reply, seconds: float) -> None:
+        if reply.cut_while_thinking:
+            self.error(
+                "m2: the reply hit its token limit while the model was still thinking, so there"
+                " is no answer: start m2 chat with a higher --max-tokens."
+            )
+            return
+        if not reply.text and not reply.tool_calls:
+            hidden = " (/think shows the thinking)" if reply.thinking and not self.think else ""
+            self.error(f"m2: the model gave no answer{hidden}.")
+            return
+        if reply.finish_reason == "length":
+            self.screen.note("m2: the answer was cut short at its token limit (--max-tokens).")
+        self.screen.footer(footer(reply, seconds))
+
+
+def _with_retry_hint(error: StreamError) -> StreamError:
+    again = "/retry asks again."
+    hint = f"{error.hint} {again}" if isinstance(error, StreamErrorEvent) else again
+    if error.partial is not None and error.partial.text:
+        hint = f"The answer above is incomplete. {hint}"
+    error.hint = hint
+    return error
+
+
+def _first_line(text: str, width: int = 60) -> str:
+    lines = text.strip().splitlines() or [""]
+    if len(lines) > 1 or len(lines[0]) > width:
+        return lines[0][: width - 1] + "…"
+    return lines[0]
