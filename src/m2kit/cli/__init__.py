@@ -17,11 +17,11 @@ from ._common import CONTEXT
 # name -> "module:attribute" of each command, in the order `m2 --help` lists them.
 COMMANDS = {
     "ask": "m2kit.cli._cmd_ask:ask",
+    "chat": "m2kit.cli._cmd_chat:chat",
+    "logs": "m2kit.cli._cmd_logs:logs",
+    "usage": "m2kit.cli._cmd_usage:usage",
     "models": "m2kit.cli._cmd_models:models",
     "config": "m2kit.cli._cmd_config:config",
-    "logs": "m2kit.cli._cmd_logs:logs",
-    "chat": "m2kit.cli._cmd_chat:chat",
-    "usage": "m2kit.cli._cmd_usage:usage",
 }
 
 
