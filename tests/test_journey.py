@@ -1,4 +1,4 @@
-"""The whole journey of issue 3, as a user takes it: chat, leave, continue, find it, see the spend."""
+"""Issue 3's journey as a user takes it: chat, leave, continue, find it, see the spend."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def test_chat_then_continue_then_logs_then_usage(server: ScriptedServer, tmp_pat
     usage = m2(server, tmp_path, "usage", "--json")
 
     assert chat.returncode == 0, chat.stderr
-    assert "2 is prime." in chat.stdout and "3 is prime." in chat.stdout
+    assert "2 is prime." in chat.stdout
+    assert "3 is prime." in chat.stdout
     assert again.stdout == "5 is prime.\n"
     assert server.requests[2].json()["messages"] == [
         {"role": "user", "content": "Name a prime."},
