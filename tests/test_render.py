@@ -6,7 +6,8 @@ import io
 import time
 
 from m2kit._types import AnswerDelta, ThinkingDelta, Wait
-from m2kit.cli._render import CLEAR_LINE, StreamRenderer, describe_notice
+from m2kit.cli._output import CLEAR_LINE
+from m2kit.cli._render import StreamRenderer, describe_notice
 
 
 class Terminal(io.StringIO):

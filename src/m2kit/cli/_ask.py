@@ -1,30 +1,18 @@
-"""`m2 ask`: one question, one streamed answer. Library errors become one line here."""
+"""`m2 ask`: one question, one streamed answer."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from .._errors import ConfigError, M2Error, StreamError, StreamErrorEvent
-from .._retry import RetryPolicy
+from .._errors import ConfigError, StreamError, StreamErrorEvent
 from ._common import logging_enabled, open_store, settings
-from ._render import (
-    CLEAR_LINE,
-    StreamRenderer,
-    describe_notice,
-    final_event,
-    footer,
-    is_terminal,
-    say,
-    show_whole,
-    write_json,
-    write_raw,
-)
+from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_json
+from ._render import StreamRenderer, describe_notice, footer, reply_json, show_whole, write_raw
 
 if TYPE_CHECKING:
     from .._request import ChatParams
@@ -38,11 +26,6 @@ if TYPE_CHECKING:
     from .._store import Store
     from ._common import Settings
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141
 # How long piped input may be silent before m2 says that it is waiting for it.
 _STDIN_GRACE = 1.0
 
@@ -117,30 +100,7 @@ def _params(options: AskOptions, chosen: Settings) -> ChatParams:
     }
 
 
-def _line_start() -> str:
-    """What puts stderr's cursor at the start of a clean line after the terminal echoed `^C`."""
-    if not is_terminal(sys.stderr):
-        return ""
-    return "\n" if os.environ.get("TERM") == "dumb" else CLEAR_LINE
-
-
-def clean_text(text: str) -> str:
-    """Command-line text with any bytes that were not UTF-8 (surrogate escapes) made U+FFFD."""
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
-
-
-def _error_line(error: M2Error) -> str:
-    line = f"m2: error: {error}"
-    if error.retry_summary:
-        line += f" ({error.retry_summary})"
-    if error.hint:
-        line += f" {error.hint}" if line.endswith((".", "?", "!")) else f". {error.hint}"
-    return line
-
-
 def _ask(options: AskOptions) -> Reply:
-    from .._client import Client
-
     prompt = read_prompt(options.prompt)
     chosen = settings(
         model=options.model,
@@ -161,16 +121,7 @@ def _ask(options: AskOptions) -> Reply:
         else:
             say(describe_notice(notice), dim=True)
 
-    client = Client(
-        chosen.model,
-        chosen.base_url,
-        chosen.api_key,
-        timeout=chosen.timeout,
-        retry=RetryPolicy(budget=chosen.retry_budget),
-        on_notice=notice,
-        profile=chosen.profile,
-    )
-    with client, _store_for(options) as store:
+    with chosen.client(notice) as client, _store_for(options) as store:
         conversation = _conversation(client, store, options, chosen)
         renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
         try:
@@ -226,19 +177,14 @@ def _receive(
         show_whole(renderer, reply, think=options.think)
         return reply
 
-    final: Reply | None = None
     with conversation.stream(prompt) as events:
-        for event in events:
-            renderer.feed(event)
-            final = final_event(event) or final
-    assert final is not None
-    return final
+        return renderer.play(events)
 
 
 def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
     """Print what the mode asks for (a streamed answer is out already), then the notes on stderr."""
     if options.json_output:
-        write_json(reply)
+        write_json(reply_json(reply))
     elif options.raw:
         write_raw(reply)
 
@@ -262,29 +208,19 @@ def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
 
 def run(options: AskOptions) -> int:
     """Run `m2 ask`; returns the exit code."""
+    # The answer streamed so far may leave stderr's cursor anywhere when Ctrl-C strikes.
+    return guarded(lambda: _run(options), clean_line=True)
+
+
+def _run(options: AskOptions) -> int:
     started = time.monotonic()
     try:
         reply = _ask(options)
-        return _report(reply, options, time.monotonic() - started)
-    except KeyboardInterrupt:
-        say(f"{_line_start()}m2: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`m2 ask … | head`): stop quietly, as other Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    except ConfigError as error:
-        say(_error_line(error))
-        return EXIT_USAGE
     except StreamError as error:
         shown = options.stream and not (options.raw or options.json_output)
         if shown and error.partial is not None and error.partial.text:
             error.hint = "The answer above is incomplete. " + (
                 error.hint if isinstance(error, StreamErrorEvent) else "Try again."
             )
-        say(_error_line(error))
-        return EXIT_FAILURE
-    except M2Error as error:
-        say(_error_line(error))
-        return EXIT_FAILURE
+        raise
+    return _report(reply, options, time.monotonic() - started)

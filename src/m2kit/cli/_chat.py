@@ -15,19 +15,11 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .._errors import ConfigError, M2Error
 from .._types import ParameterDropped
-from ._ask import (
-    EXIT_BROKEN_PIPE,
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    _error_line,
-    _line_start,
-)
 from ._chat_commands import handle
 from ._chat_session import Screen, Session
-from ._common import Settings, logging_enabled, open_store, settings
-from ._render import StreamRenderer, describe_notice, final_event, is_terminal, say
+from ._common import logging_enabled, open_store, settings
+from ._output import EXIT_FAILURE, EXIT_OK, broken_pipe, failed, interrupted, is_terminal, say
+from ._render import StreamRenderer, describe_notice
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +31,7 @@ if TYPE_CHECKING:
     from .._store import Store
     from .._stream import ChatStream
     from .._types import Notice, Reply
+    from ._common import Settings
 
 _HISTORY_NAME = "chat_history"
 
@@ -91,16 +84,11 @@ class PlainScreen:
 
     def play(self, stream: ChatStream, *, think: bool) -> Reply:
         self._renderer = StreamRenderer(think=think)
-        final: Reply | None = None
         try:
-            for event in stream:
-                self._renderer.feed(event)
-                final = final_event(event) or final
+            return self._renderer.play(stream)
         finally:
             self._renderer.end()
             self._renderer = None
-        assert final is not None  # a stream ends with Done, or raises
-        return final
 
 
 def run(options: ChatOptions) -> int:
@@ -114,12 +102,8 @@ def run(options: ChatOptions) -> int:
 
     try:
         session = _open(options, screen)
-    except ConfigError as error:
-        say(_error_line(error))
-        return EXIT_USAGE
     except M2Error as error:
-        say(_error_line(error))
-        return EXIT_FAILURE
+        return failed(error)
 
     try:
         if interactive:
@@ -128,12 +112,9 @@ def run(options: ChatOptions) -> int:
             return interact(session, history=_history_path(options))
         return read_lines(session, sys.stdin.buffer)
     except KeyboardInterrupt:
-        say(f"{_line_start()}m2: interrupted")
-        return EXIT_INTERRUPTED
+        return interrupted(clean_line=True)
     except BrokenPipeError:
-        # The reader went away (`m2 chat < prompts | head`): stop quietly, as `m2 ask` does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
+        return broken_pipe()
     finally:
         session.close()
 
@@ -167,7 +148,7 @@ def _open(options: ChatOptions, screen: Screen) -> Session:
     resuming = options.resume or options.cid is not None
     store = open_store(options.db) if log or resuming else None
     try:
-        client = _client(found, screen)
+        client = found.client(_notice_hook(screen))
         if store is not None and resuming:
             conversation = _resumed(options, client, store, recorder=store if log else None)
         else:
@@ -181,21 +162,6 @@ def _open(options: ChatOptions, screen: Screen) -> Session:
         store = None
 
     return Session(client, conversation, screen, store)
-
-
-def _client(found: Settings, screen: Screen) -> Client:
-    from .._client import Client
-    from .._retry import RetryPolicy
-
-    return Client(
-        found.model,
-        found.base_url,
-        found.api_key,
-        timeout=found.timeout,
-        retry=RetryPolicy(budget=found.retry_budget),
-        on_notice=_notice_hook(screen),
-        profile=found.profile,
-    )
 
 
 def _new(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import M2Error
-from ._ask import _error_line
+from ._output import error_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,7 +58,7 @@ def handle(session: Session, line: str) -> bool:
     try:
         return command(session, argument)
     except M2Error as error:
-        session.error(_error_line(error))
+        session.error(error_line(error))
         return True
 
 

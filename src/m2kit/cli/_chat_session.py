@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .._errors import M2Error, StreamError, StreamErrorEvent
-from ._ask import _error_line
+from ._output import error_line
 from ._render import footer
 
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ class Session:
                 reply = self.screen.play(stream, think=self.think)
             self._report(reply, time.monotonic() - started)
         except StreamError as error:
-            self.error(_error_line(_with_retry_hint(error)))
+            self.error(error_line(_with_retry_hint(error)))
         except M2Error as error:
-            self.error(_error_line(error))
+            self.error(error_line(error))
         finally:
             if len(self.conversation.turns) > before:
                 self.tally.add(self.conversation.turns[-1])

@@ -31,9 +31,9 @@ from rich.segment import Segment
 from rich.text import Text
 
 from .._types import AnswerDelta, Done, StreamEvent, ThinkingDelta
-from ._ask import EXIT_OK
 from ._chat_commands import NAMES, WELCOME_KEYS, handle
 from ._chat_session import INTERRUPTED
+from ._output import EXIT_OK
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -118,13 +118,12 @@ def ask(**values: object) -> None:
     Every turn is kept in a local store (see m2 logs) unless --no-log or M2_NO_LOG=1.
     Settings not given here come from the config file (m2 config), then the defaults.
     """
-    from ._ask import AskOptions, clean_text, run
+    from ._ask import AskOptions, run
+    from ._output import clean_text, clean_values
 
     values["stream"] = not values.pop("no_stream")
     stop = values["stop"]
     assert isinstance(stop, tuple)  # click gives a `multiple` option as a tuple
     values["stop"] = [clean_text(str(text)) for text in stop]
-    for name, value in values.items():
-        if isinstance(value, str):
-            values[name] = clean_text(value)
+    clean_values(values)
     raise SystemExit(run(AskOptions(**values)))  # type: ignore[arg-type]  # click checked the types

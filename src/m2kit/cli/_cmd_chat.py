@@ -96,10 +96,8 @@ def chat(**values: object) -> None:
       m2 chat -c
       printf 'Hello\\nAnd in French?\\n' | m2 chat
     """
-    from ._ask import clean_text
     from ._chat import ChatOptions, run
+    from ._output import clean_values
 
-    for name, value in values.items():
-        if isinstance(value, str):
-            values[name] = clean_text(value)
+    clean_values(values)
     raise SystemExit(run(ChatOptions(**values)))  # type: ignore[arg-type]  # click checked the types

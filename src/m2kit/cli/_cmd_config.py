@@ -65,8 +65,8 @@ def set_(key: str, value: str) -> None:
       m2 config set temperature 0.7
       m2 config set prices.novita.output 1.2
     """
-    from ._ask import clean_text
     from ._configure import set_setting
+    from ._output import clean_text
 
     raise SystemExit(set_setting(clean_text(key), clean_text(value)))
 
@@ -78,7 +78,7 @@ def unset(key: str) -> None:
 
     The same as `m2 config set KEY none`.
     """
-    from ._ask import clean_text
     from ._configure import set_setting
+    from ._output import clean_text
 
     raise SystemExit(set_setting(clean_text(key), "none"))

@@ -50,10 +50,8 @@ def models(**values: object) -> None:
       m2 models --json | jq '.[].id'
       m2 models --base-url http://localhost:8000/v1
     """
-    from ._ask import clean_text
     from ._models import ModelsOptions, run
+    from ._output import clean_values
 
-    for name, value in values.items():
-        if isinstance(value, str):
-            values[name] = clean_text(value)
+    clean_values(values)
     raise SystemExit(run(ModelsOptions(**values)))  # type: ignore[arg-type]  # click checked the types

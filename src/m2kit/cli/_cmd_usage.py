@@ -44,10 +44,8 @@ def usage(**values: object) -> None:
       m2 usage --since 30d
       m2 usage --since 2025-06-01 --json
     """
-    from ._ask import clean_text
+    from ._output import clean_values
     from ._usage import UsageOptions, run
 
-    for name, value in values.items():
-        if isinstance(value, str):
-            values[name] = clean_text(value)
+    clean_values(values)
     raise SystemExit(run(UsageOptions(**values)))  # type: ignore[arg-type]  # click checked the types

@@ -1,4 +1,4 @@
-"""What the `m2` commands share: click settings, the store option, and settings precedence.
+"""What the `m2` commands share: click settings, the store option, settings precedence, a client.
 
 Settings come from, in order: a flag, its environment variable, the config file, the built-in
 default. Only click and light modules are imported here; the store and config load on use.
@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from .._client import Client
     from .._config import Config
     from .._store import Store
+    from .._types import Notice
 
 CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -64,6 +66,21 @@ class Settings:
     retry_budget: float
     timeout: float
     profile: str | None
+
+    def client(self, on_notice: Callable[[Notice], None]) -> Client:
+        """A client with these settings; `on_notice` hears of its waits and dropped parameters."""
+        from .._client import Client
+        from .._retry import RetryPolicy
+
+        return Client(
+            self.model,
+            self.base_url,
+            self.api_key,
+            timeout=self.timeout,
+            retry=RetryPolicy(budget=self.retry_budget),
+            on_notice=on_notice,
+            profile=self.profile,
+        )
 
 
 def settings(

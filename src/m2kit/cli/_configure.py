@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 from .._errors import M2Error
-from ._ask import EXIT_OK
 from ._common import load_config
-from ._models import guarded, new_table, show
-from ._render import say
+from ._output import EXIT_OK, guarded, new_table, say, show, write, write_json
 
 
 def show_path() -> int:
@@ -31,7 +26,7 @@ def _path() -> int:
     from .._config import config_path
 
     path = config_path()
-    _write(f"{path}\n")
+    write(f"{path}\n")
     if not path.exists():
         say("m2: the file does not exist yet; `m2 config set KEY VALUE` creates it.", dim=True)
     return EXIT_OK
@@ -43,8 +38,7 @@ def _settings(json_output: bool) -> int:
     config = load_config()
     items = config_items(config)
     if json_output:
-        data = {key: {"value": value, "source": source} for key, value, source in items}
-        _write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        write_json({key: {"value": value, "source": source} for key, value, source in items})
         return EXIT_OK
 
     from rich.text import Text
@@ -73,19 +67,14 @@ def _set(key: str, value: str) -> int:
     found = {name: (setting, source) for name, setting, source in config_items(config)}
     setting, source = found.get(key, (None, "default"))
     if source == "file":
-        _write(f"{key} = {_shown(setting)}\n")
+        write(f"{key} = {_shown(setting)}\n")
     elif key in found:
-        _write(f"{key} unset; the default applies: {_shown(setting)}\n")
+        write(f"{key} unset; the default applies: {_shown(setting)}\n")
     else:
-        _write(f"{key} unset\n")
+        write(f"{key} unset\n")
     return EXIT_OK
 
 
 def _shown(value: object) -> str:
     # "none" is also what `m2 config set KEY none` takes to unset a key.
     return "none" if value is None else str(value)
-
-
-def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()

@@ -2,8 +2,8 @@
 
 Reading never creates the store: with no file yet there is nothing to list. Short ids are the
 shortest prefix, of at least 8 characters, that tells every conversation in the store apart;
-wherever an id is taken, any unique prefix of it will do. The helpers for a rich console and for
-turning errors into exit codes serve `m2 usage` too.
+wherever an id is taken, any unique prefix of it will do. `existing_store`, `store_path` and
+`when` serve `m2 usage` too.
 """
 
 from __future__ import annotations
@@ -11,32 +11,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
-import os
 import sqlite3
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .._errors import ConfigError, M2Error
-from ._ask import (
-    EXIT_BROKEN_PIPE,
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    _error_line,
-    clean_text,
-)
 from ._common import open_store
-from ._render import say
+from ._output import clean_text, guarded, line_table, say, stdout_console, write, write_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
-    from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from .._client import _BaseClient
@@ -47,82 +33,7 @@ if TYPE_CHECKING:
 SHORT_ID = 8
 _LIST_HINT = "List them with `m2 logs`."
 
-
-def guarded(work: Callable[[], None]) -> int:
-    """Run a command's work and return its exit code; errors become one line on stderr."""
-    try:
-        work()
-    except KeyboardInterrupt:
-        say("m2: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`m2 logs | head`): stop quietly, as other Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    except ConfigError as error:
-        say(_error_line(error))
-        return EXIT_USAGE
-    except M2Error as error:
-        say(_error_line(error))
-        return EXIT_FAILURE
-    except sqlite3.Error as error:
-        say(f"m2: error: the store could not be read: {error}")
-        return EXIT_FAILURE
-    return EXIT_OK
-
-
-def console() -> Console:
-    """A rich console on stdout: styled on a terminal, plain text when piped or with NO_COLOR."""
-    from rich.console import Console
-
-    # Rich's own NO_COLOR handling keeps bold and dim; no-color.org asks for plain text.
-    plain = bool(os.environ.get("NO_COLOR"))
-    return Console(
-        color_system=None if plain else "auto", highlight=False, markup=False, emoji=False
-    )
-
-
-def write_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-    sys.stdout.flush()
-
-
-def table(
-    out: Console,
-    headers: Sequence[str],
-    rows: Sequence[Sequence[str | Text]],
-    *,
-    flexible: str,
-    right: Collection[str] = (),
-) -> Table:
-    """A table of one line per row, where the `flexible` column takes the width the others
-    leave and is cut with an ellipsis; the others keep their full width."""
-    from rich import box
-    from rich.cells import cell_len
-    from rich.table import Table
-
-    widths = [
-        max([cell_len(header)] + [cell_len(str(row[at])) for row in rows])
-        for at, header in enumerate(headers)
-    ]
-    # Columns are two spaces apart, and the edges have no padding.
-    others = sum(width for header, width in zip(headers, widths, strict=True) if header != flexible)
-    room = max(out.width - others - 2 * (len(headers) - 1), cell_len(flexible))
-
-    shown = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-    for header in headers:
-        shown.add_column(
-            header,
-            justify="right" if header in right else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=room if header == flexible else None,
-            style="cyan" if header == "ID" else None,
-        )
-    for row in rows:
-        shown.add_row(*row)
-    return shown
+_Row = TypeVar("_Row")
 
 
 def store_path(db: str | None) -> Path:
@@ -133,12 +44,25 @@ def store_path(db: str | None) -> Path:
 
 @contextlib.contextmanager
 def existing_store(path: Path) -> Iterator[Store | None]:
-    """The store at `path`, or None when there is no file there yet."""
+    """The store at `path`, or None when there is no file there yet. An SQLite error while it is
+    open becomes an M2Error, so that `guarded` makes it one line."""
     if not path.exists():
         yield None
         return
-    with open_store(str(path)) as store:
-        yield store
+    try:
+        with open_store(str(path)) as store:
+            yield store
+    except sqlite3.Error as error:
+        raise M2Error(f"the store could not be read: {error}") from error
+
+
+def _read(path: Path, read: Callable[[Store], list[_Row]]) -> tuple[list[_Row], int]:
+    """What `read` finds in the store at `path` (nothing when there is no store yet), and how
+    many leading characters of an id tell the store's conversations apart."""
+    with existing_store(path) as store:
+        if store is None:
+            return [], SHORT_ID
+        return read(store), short_length(store.conversation_ids())
 
 
 def short_length(ids: Sequence[str], minimum: int = SHORT_ID) -> int:
@@ -182,9 +106,7 @@ def search(db: str | None, text: str, *, limit: int, json_output: bool) -> int:
 
 
 def _list(path: Path, limit: int, json_output: bool) -> None:
-    with existing_store(path) as store:
-        summaries = store.list_conversations(limit) if store else []
-        length = short_length(store.conversation_ids()) if store else SHORT_ID
+    summaries, length = _read(path, lambda store: store.list_conversations(limit))
 
     if json_output:
         write_json([dataclasses.asdict(summary) for summary in summaries])
@@ -204,9 +126,9 @@ def _list(path: Path, limit: int, json_output: bool) -> None:
         ]
         for summary in summaries
     ]
-    out = console()
+    out = stdout_console()
     headers = ["ID", "Updated", "Model", "First prompt", "Turns", "Tokens"]
-    out.print(table(out, headers, rows, flexible="First prompt", right={"Turns", "Tokens"}))
+    out.print(line_table(out, headers, rows, flexible="First prompt", right={"Turns", "Tokens"}))
 
 
 def _short_model(model: str | None) -> str:
@@ -251,8 +173,7 @@ def _export(path: Path, conversation_id: str, form: Literal["md", "json"]) -> No
     if form == "json":
         write_json(conversation.to_json())
     else:
-        sys.stdout.write(conversation.to_markdown())
-        sys.stdout.flush()
+        write(conversation.to_markdown())
 
 
 def _show(path: Path, conversation_id: str, think: bool, json_output: bool) -> None:
@@ -263,7 +184,7 @@ def _show(path: Path, conversation_id: str, think: bool, json_output: bool) -> N
 
     from rich.text import Text
 
-    out = console()
+    out = stdout_console()
     out.print(Text(stored.title or "Conversation", style="bold"), soft_wrap=True)
     about = [stored.id, when(stored.created_at), stored.model or "unknown model"]
     out.print(Text(" · ".join(about), style="dim"))
@@ -318,9 +239,7 @@ def _reply_parts(turn: Turn, *, think: bool, markdown: bool) -> Iterator[Any]:
 
 
 def _search(path: Path, text: str, limit: int, json_output: bool) -> None:
-    with existing_store(path) as store:
-        hits = store.search(text, limit) if store else []
-        length = short_length(store.conversation_ids()) if store else SHORT_ID
+    hits, length = _read(path, lambda store: store.search(text, limit))
 
     if json_output:
         write_json([dataclasses.asdict(hit) for hit in hits])
@@ -329,7 +248,7 @@ def _search(path: Path, text: str, limit: int, json_output: bool) -> None:
         say(f"m2: no message contains {text!r}.")
         return
 
-    out = console()
+    out = stdout_console()
     styled = out.color_system is not None
     rows = [
         [
@@ -340,7 +259,7 @@ def _search(path: Path, text: str, limit: int, json_output: bool) -> None:
         ]
         for hit in hits
     ]
-    out.print(table(out, ["ID", "When", "Who", "Match"], rows, flexible="Match"))
+    out.print(line_table(out, ["ID", "When", "Who", "Match"], rows, flexible="Match"))
 
 
 def _snippet(snippet: str, *, styled: bool) -> Text:

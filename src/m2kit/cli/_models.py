@@ -5,22 +5,17 @@ rich is imported only to draw a table; `--json` and a self-hosted server's plain
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .._errors import ConfigError, M2Error
-from ._ask import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _error_line
 from ._common import load_config
-from ._render import _color, is_terminal, say
+from ._output import EXIT_FAILURE, EXIT_OK, guarded, new_table, say, show, write, write_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
     from rich.table import Table
     from rich.text import Text
 
@@ -67,26 +62,6 @@ def run(options: ModelsOptions) -> int:
     return guarded(lambda: _models(options))
 
 
-def guarded(work: Callable[[], int]) -> int:
-    """`work()`'s exit code, with library errors, Ctrl-C and a closed pipe made one quiet line."""
-    try:
-        return work()
-    except KeyboardInterrupt:
-        say("m2: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`m2 models | head`): stop quietly, as other Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    except ConfigError as error:
-        say(_error_line(error))
-        return EXIT_USAGE
-    except M2Error as error:
-        say(_error_line(error))
-        return EXIT_FAILURE
-
-
 def _models(options: ModelsOptions) -> int:
     from .._catalog import find_model, search
 
@@ -95,9 +70,7 @@ def _models(options: ModelsOptions) -> int:
     chosen = [exact] if exact is not None else search(catalog.models, options.query)
 
     if options.json_output:
-        text = json.dumps([dict(model.raw) for model in chosen], ensure_ascii=False, indent=2)
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
+        write_json([dict(model.raw) for model in chosen])
     if not chosen:
         say(_nothing_found(options.query, len(catalog.models), base_url))
         return EXIT_FAILURE
@@ -147,8 +120,7 @@ def _age(seconds: float) -> str:
 
 
 def _show_ids(models: list[Model]) -> None:
-    sys.stdout.write("".join(f"{model.id}\n" for model in models))
-    sys.stdout.flush()
+    write("".join(f"{model.id}\n" for model in models))
 
 
 def _show_model(model: Model) -> None:
@@ -211,15 +183,6 @@ def _pick_line(choice: Pick) -> RenderableType:
     return line + Text(choice.offer.provider, style="bold") + f": {figure}; {choice.reason}"
 
 
-def new_table() -> Table:
-    """A table with a rule under its header, two spaces between columns and none at the edges,
-    so the nine columns of a provider table fit in 80."""
-    from rich import box
-    from rich.table import Table
-
-    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-
-
 def _table(widths: list[int], rows: list[list[Text]]) -> Table:
     table = new_table()
     for (name, justify), width in zip(_COLUMNS.items(), widths, strict=True):
@@ -264,37 +227,3 @@ def _throughput(tokens_per_second: float) -> str:
 
 def _flag(value: bool | None) -> str:
     return _MISSING if value is None else ("yes" if value else "no")
-
-
-def stdout_console() -> Console:
-    """A rich console on stdout: styles only on a terminal without NO_COLOR (m2 ask's rule, which
-    drops bold and dim too); no markup parsing, since model ids and config values are data."""
-    from rich.console import Console
-
-    return Console(
-        color_system="auto" if _color(sys.stdout) else None,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        soft_wrap=False,
-    )
-
-
-def show(*renderables: RenderableType) -> None:
-    """Print to stdout; piped output gets its natural width, so no row is ever wrapped."""
-    from rich.console import Group
-    from rich.measure import Measurement
-
-    console = stdout_console()
-    group = Group(*renderables)
-    if is_terminal(sys.stdout):
-        console.print(group)
-        return
-
-    options = console.options.update(width=10_000)
-    console.width = Measurement.get(console, options, group).maximum
-    with console.capture() as captured:
-        console.print(group)
-    # rich pads every line to the width; a file or a pipe is better off without the spaces.
-    sys.stdout.write("".join(f"{line.rstrip()}\n" for line in captured.get().splitlines()))
-    sys.stdout.flush()

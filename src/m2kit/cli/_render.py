@@ -1,15 +1,15 @@
-"""Terminal output for `m2 ask`: the answer on standard output, all else on standard error."""
+"""A reply as it streams, for `m2 ask` and `m2 chat`'s plain screen: the answer on standard
+output; the thinking, an indicator and notices on standard error."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import threading
 import time
 from dataclasses import asdict
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._types import (
     AnswerDelta,
@@ -21,34 +21,13 @@ from .._types import (
     ThinkingDelta,
     Wait,
 )
+from ._output import CLEAR_LINE, DIM, RESET, color, is_terminal, write
 
-_DIM = "\x1b[2m"
-_RESET = "\x1b[0m"
-CLEAR_LINE = "\r\x1b[K"
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 # How often the indicator's clock is redrawn.
 _INDICATOR_PERIOD = 0.25
-
-
-def is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except ValueError:
-        return False
-
-
-def _color(stream: TextIO) -> bool:
-    # no-color.org: only a non-empty NO_COLOR counts.
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    return is_terminal(stream)
-
-
-def say(message: str, *, dim: bool = False) -> None:
-    """One line for the person, on standard error."""
-    if dim and _color(sys.stderr):
-        message = f"{_DIM}{message}{_RESET}"
-    sys.stderr.write(f"{message}\n")
-    sys.stderr.flush()
 
 
 def describe_notice(notice: Notice) -> str:
@@ -78,7 +57,7 @@ class _Indicator:
     def __init__(self, err: TextIO, *, color: bool, period: float = _INDICATOR_PERIOD) -> None:
         self._err = err
         self._period = period
-        self._dim, self._reset = (_DIM, _RESET) if color else ("", "")
+        self._dim, self._reset = (DIM, RESET) if color else ("", "")
         self._lock = threading.Lock()
         self._label = "waiting for the model…"
         self._started = time.monotonic()
@@ -153,7 +132,7 @@ class StreamRenderer:
         self._quiet = quiet
         self._out = out
         self._err = err
-        self._err_color = _color(err)
+        self._err_color = color(err)
         self._indicator: _Indicator | None = None
         if is_terminal(err) and os.environ.get("TERM") != "dumb":
             self._indicator = _Indicator(err, color=self._err_color, period=period)
@@ -164,7 +143,7 @@ class StreamRenderer:
     def notice(self, line: str) -> None:
         """A line for the person (a wait, a dropped parameter), around the indicator."""
         if self._err_color:
-            line = f"{_DIM}{line}{_RESET}"
+            line = f"{DIM}{line}{RESET}"
         if self._indicator is not None:
             self._indicator.say(line)
         else:
@@ -188,6 +167,17 @@ class StreamRenderer:
         elif isinstance(event, ThinkingDelta):
             self._thinking(event.text)
 
+    def play(self, events: Iterable[StreamEvent]) -> Reply:
+        """Feed every event; returns the reply that `Done` carried (a stream ends with it, or
+        raises). `end()` is still the caller's to call."""
+        final: Reply | None = None
+        for event in events:
+            self.feed(event)
+            if isinstance(event, Done):
+                final = event.reply
+        assert final is not None
+        return final
+
     def _thinking(self, text: str) -> None:
         if not self._think:
             if self._indicator is not None:
@@ -195,7 +185,7 @@ class StreamRenderer:
             return
         self._hide_indicator()
         if not self._thinking_open and self._err_color:
-            self._err.write(_DIM)
+            self._err.write(DIM)
         self._thinking_open = True
         self._err.write(text)
         self._err.flush()
@@ -208,7 +198,7 @@ class StreamRenderer:
     def _close_thinking(self) -> None:
         self._hide_indicator()
         if self._thinking_open:
-            self._err.write(f"{_RESET if self._err_color else ''}\n")
+            self._err.write(f"{RESET if self._err_color else ''}\n")
             self._err.flush()
             self._thinking_open = False
 
@@ -232,10 +222,8 @@ def show_whole(renderer: StreamRenderer, reply: Reply, *, think: bool) -> None:
 
 
 def write_raw(reply: Reply) -> None:
-    sys.stdout.write(reply.raw)
-    if reply.raw and not reply.raw.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    ending = "\n" if reply.raw and not reply.raw.endswith("\n") else ""
+    write(reply.raw + ending)
 
 
 def reply_json(reply: Reply) -> dict[str, Any]:
@@ -255,11 +243,6 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-def write_json(reply: Reply) -> None:
-    sys.stdout.write(json.dumps(reply_json(reply), ensure_ascii=False, indent=2) + "\n")
-    sys.stdout.flush()
-
-
 def footer(reply: Reply, seconds: float) -> str:
     """A short line about who answered and what it cost."""
     parts = [reply.model or "?"]
@@ -269,7 +252,3 @@ def footer(reply: Reply, seconds: float) -> str:
     if reply.usage and reply.usage.total_tokens is not None:
         parts.append(f"{reply.usage.total_tokens} tokens")
     return " · ".join(parts)
-
-
-def final_event(event: StreamEvent) -> Reply | None:
-    return event.reply if isinstance(event, Done) else None

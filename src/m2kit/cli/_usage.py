@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .. import _spend
 from .._errors import BILLING_PAGE, ConfigError, M2Error
 from ._common import load_config
-from ._logs import console, existing_store, guarded, store_path, table, when, write_json
-from ._render import say
+from ._logs import existing_store, store_path, when
+from ._output import guarded, line_table, say, stdout_console, write_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -252,7 +252,7 @@ def _show(
 ) -> None:
     from rich.text import Text
 
-    out = console()
+    out = stdout_console()
     totals = _spend.total(period)
     since = when(start)
     summary = f"Since {since}: {_plural(totals.calls, 'call')}, {totals.total_tokens:,} tokens"
@@ -275,8 +275,9 @@ def _show(
 
 def _tables(out: Console, period: Sequence[Cost]) -> None:
     counts = ["Calls", "Prompt", "Completion", "Tokens", "Est. USD"]
+    right = set(counts)
     days = [[day.isoformat(), *_counts(totals)] for day, totals in _spend.by_day(period).items()]
-    out.print(table(out, ["Day", *counts], days, flexible="Day", right=set(counts)))
+    out.print(line_table(out, ["Day", *counts], days, flexible="Day", right=right))
     out.print()
 
     models = [
@@ -284,14 +285,14 @@ def _tables(out: Console, period: Sequence[Cost]) -> None:
         for (model, provider), totals in _spend.by_model(period).items()
     ]
     headers = ["Model", "Provider", *counts]
-    out.print(table(out, headers, models, flexible="Model", right=set(counts)))
+    out.print(line_table(out, headers, models, flexible="Model", right=right))
     out.print()
 
     providers = [
         [provider or "unknown", *_counts(totals)]
         for provider, totals in _spend.by_provider(period).items()
     ]
-    out.print(table(out, ["Provider", *counts], providers, flexible="Provider", right=set(counts)))
+    out.print(line_table(out, ["Provider", *counts], providers, flexible="Provider", right=right))
 
 
 def _counts(totals: Totals) -> list[str]:
