@@ -136,3 +136,20 @@ def test_config_file_sets_defaults_and_flags_win(server: ScriptedServer, home: P
     first, second = (request.json() for request in server.requests)
     assert (first["temperature"], first["max_tokens"]) == (0.3, 99)
     assert (second["temperature"], second["max_tokens"]) == (0.9, 99)
+
+
+def test_continue_keeps_the_conversations_settings_unless_given(
+    server: ScriptedServer, home: Path
+) -> None:
+    """If -c continues a conversation, then its own settings stay, and only given flags win."""
+    server.queue(stream_step(FIRST), stream_step(SECOND), stream_step(SECOND))
+
+    m2(server, "ask", "--temperature", "0.2", "--max-tokens", "50", "Name a prime.")
+    m2(server, "ask", "-c", "Another?")
+    m2(server, "ask", "-c", "-m", "MiniMaxAI/MiniMax-M2:cheapest", "--max-tokens", "70", "More?")
+
+    second, third = (request.json() for request in server.requests[1:])
+    assert (second["temperature"], second["max_tokens"]) == (0.2, 50)
+    assert second["model"] == "MiniMaxAI/MiniMax-M2"
+    assert (third["temperature"], third["max_tokens"]) == (0.2, 70)
+    assert third["model"] == "MiniMaxAI/MiniMax-M2:cheapest"

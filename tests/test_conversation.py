@@ -346,14 +346,17 @@ def test_failed_turn_is_recorded_and_left_out(chat: Chat, action: str) -> None:
 
 
 def test_stream_closed_early_is_interrupted(chat: Chat) -> None:
-    """If the caller closes a stream before it ends, then the turn is interrupted, left out."""
+    """If the caller closes a stream before it ends, then the turn is interrupted with what had
+    arrived, and left out of the next request."""
     chat.server.queue(long_stream(), ok("Fine."))
 
     conversation, results = chat.play(Do("leave", "Hi"), Do("send", "Again"))
 
     assert results[0] == [ThinkingDelta("Plan.")]
     turn = conversation.turns[0]
-    assert (turn.status, turn.reply) == ("interrupted", None)
+    assert turn.status == "interrupted"
+    assert turn.reply is not None
+    assert (turn.reply.raw, turn.reply.thinking, turn.reply.text) == ("Plan.", "Plan.", "")
     assert turn.error == "the stream was closed before the reply ended"
     assert chat.messages(1) == [user("Again")]
 
@@ -371,7 +374,7 @@ def test_ctrl_c_during_a_request_is_interrupted(server: ScriptedServer) -> None:
     ctrl_c.join()
 
     turn = conversation.turns[0]
-    assert (turn.status, turn.reply, turn.error) == ("interrupted", None, "interrupted by Ctrl-C")
+    assert (turn.status, turn.reply, turn.error) == ("interrupted", None, "Ctrl-C")
     assert turn.latency is not None
     assert 0.2 <= turn.latency < 3.0
 

@@ -6,6 +6,7 @@ import m2kit
 
 EXPECTED = {
     "APIError",
+    "AsyncConversation",
     "AnswerDelta",
     "AsyncChatStream",
     "AsyncClient",
@@ -16,6 +17,7 @@ EXPECTED = {
     "Client",
     "ConfigError",
     "ConnectionFailed",
+    "Conversation",
     "CreditsExhaustedError",
     "Done",
     "M2Error",
@@ -28,6 +30,7 @@ EXPECTED = {
     "PermissionDeniedError",
     "Profile",
     "RateLimitError",
+    "Recorder",
     "Reply",
     "RequestTimeoutError",
     "RetryPolicy",
@@ -41,6 +44,7 @@ EXPECTED = {
     "ThinkingDelta",
     "ToolCall",
     "ToolCallDelta",
+    "Turn",
     "Usage",
     "UsageUpdate",
     "Wait",

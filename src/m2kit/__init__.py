@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._conversation import AsyncConversation, Conversation, Recorder, Turn
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -62,6 +63,7 @@ __all__ = [
     "AnswerDelta",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncConversation",
     "AuthenticationError",
     "BadRequestError",
     "ChatParams",
@@ -69,6 +71,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConnectionFailed",
+    "Conversation",
     "CreditsExhaustedError",
     "Done",
     "M2Error",
@@ -80,6 +83,7 @@ __all__ = [
     "PermissionDeniedError",
     "Profile",
     "RateLimitError",
+    "Recorder",
     "Reply",
     "RequestTimeoutError",
     "RetryPolicy",
@@ -93,6 +97,7 @@ __all__ = [
     "ThinkingDelta",
     "ToolCall",
     "ToolCallDelta",
+    "Turn",
     "Usage",
     "UsageUpdate",
     "Wait",

@@ -190,6 +190,10 @@ class _Call:
             error.hint = "The server failed mid-reply: try again, and check its log."
         return error
 
+    def partial(self) -> Reply | None:
+        """What the current attempt has received, or None before its first delta."""
+        return self.accumulator.partial() if self.accumulator.started else None
+
     def end(self) -> list[StreamEvent]:
         events, reply = self.accumulator.finish(done=self.done)
         events.append(Done(dataclasses.replace(reply, attempts=self.attempts)))
@@ -386,19 +390,28 @@ class Client(_BaseClient):
         *,
         recorder: Recorder | None = None,
         trim_thinking: bool = False,
+        include_interrupted: bool = False,
         **params: Unpack[ChatParams],
     ) -> Conversation:
         """A multi-turn `Conversation` on this client; see `Conversation` for the options."""
         from ._conversation import Conversation
 
-        return Conversation(self, system, recorder=recorder, trim_thinking=trim_thinking, **params)
+        return Conversation(
+            self,
+            system,
+            recorder=recorder,
+            trim_thinking=trim_thinking,
+            include_interrupted=include_interrupted,
+            **params,
+        )
 
     def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> ChatStream:
         """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`.
 
         Use it in a `with` block to close the connection as soon as you stop reading.
         """
-        return ChatStream(self._run(self._call(messages, params, stream=True)))
+        call = self._call(messages, params, stream=True)
+        return ChatStream(self._run(call), call.partial)
 
     def _run(self, call: _Call) -> Generator[StreamEvent, None, None]:
         schedule = self.retry.schedule()
@@ -460,18 +473,25 @@ class AsyncClient(_BaseClient):
         *,
         recorder: Recorder | None = None,
         trim_thinking: bool = False,
+        include_interrupted: bool = False,
         **params: Unpack[ChatParams],
     ) -> AsyncConversation:
         """A multi-turn `AsyncConversation` on this client."""
         from ._conversation import AsyncConversation
 
         return AsyncConversation(
-            self, system, recorder=recorder, trim_thinking=trim_thinking, **params
+            self,
+            system,
+            recorder=recorder,
+            trim_thinking=trim_thinking,
+            include_interrupted=include_interrupted,
+            **params,
         )
 
     def stream(self, messages: Messages, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Stream the reply: thinking, answer, tool-call and usage events, then `Done(reply)`."""
-        return AsyncChatStream(self._run(self._call(messages, params, stream=True)))
+        call = self._call(messages, params, stream=True)
+        return AsyncChatStream(self._run(call), call.partial)
 
     async def _run(self, call: _Call) -> AsyncGenerator[StreamEvent, None]:
         schedule = self.retry.schedule()

@@ -243,20 +243,27 @@ class ConversationBase:
         if isinstance(event, Done):
             self._end(pending, "complete", event.reply)
 
-    def _end_with(self, pending: _Pending, exc: BaseException) -> None:
-        """End the turn for an exception that left the client call (unless it had ended)."""
+    def _end_with(
+        self, pending: _Pending, exc: BaseException, partial: Reply | None = None
+    ) -> None:
+        """End the turn for an exception that left the client call (unless it had ended).
+
+        `partial` is what had arrived when the caller stopped the stream (Ctrl-C, closing it).
+        """
         if isinstance(exc, StreamError):
             self._end(pending, "interrupted", exc.partial, _one_line(exc))
         elif isinstance(exc, Exception):
             self._end(pending, "failed", None, _one_line(exc))
         elif isinstance(exc, GeneratorExit):
-            self._end(pending, "interrupted", None, "the stream was closed before the reply ended")
+            self._end(
+                pending, "interrupted", partial, "the stream was closed before the reply ended"
+            )
         elif isinstance(exc, KeyboardInterrupt):
-            self._end(pending, "interrupted", None, "interrupted by Ctrl-C")
+            self._end(pending, "interrupted", partial, "Ctrl-C")
         else:
             # Cancellation (asyncio, trio), SystemExit.
             error = f"stopped before the reply ended ({type(exc).__name__})"
-            self._end(pending, "interrupted", None, error)
+            self._end(pending, "interrupted", partial, error)
 
     def _end(
         self, pending: _Pending, status: TurnStatus, reply: Reply | None, error: str | None = None
@@ -449,13 +456,14 @@ class Conversation(_ClientConversation["Client"]):
 
     def _events(self, text: str, params: ChatParams) -> Generator[StreamEvent, None, None]:
         pending = self._begin(text, params)
+        stream = self.client.stream(pending.messages, **pending.params)
         try:
-            with self.client.stream(pending.messages, **pending.params) as events:
+            with stream as events:
                 for event in events:
                     self._seen(pending, event)
                     yield event
         except BaseException as exc:
-            self._end_with(pending, exc)
+            self._end_with(pending, exc, stream.partial())
             raise
 
     def retry(self, **params: Unpack[ChatParams]) -> Reply:
@@ -487,13 +495,14 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
 
     async def _events(self, text: str, params: ChatParams) -> AsyncGenerator[StreamEvent, None]:
         pending = self._begin(text, params)
+        stream = self.client.stream(pending.messages, **pending.params)
         try:
-            async with self.client.stream(pending.messages, **pending.params) as events:
+            async with stream as events:
                 async for event in events:
                     self._seen(pending, event)
                     yield event
         except BaseException as exc:
-            self._end_with(pending, exc)
+            self._end_with(pending, exc, stream.partial())
             raise
 
     async def retry(self, **params: Unpack[ChatParams]) -> Reply:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator
+    from collections.abc import AsyncGenerator, Callable, Generator
     from types import TracebackType
 
-    from ._types import StreamEvent
+    from ._types import Reply, StreamEvent
 
 
 class ChatStream:
@@ -18,8 +18,17 @@ class ChatStream:
     exception) closes the connection at once rather than when the object is collected.
     """
 
-    def __init__(self, events: Generator[StreamEvent, None, None]) -> None:
+    def __init__(
+        self,
+        events: Generator[StreamEvent, None, None],
+        partial: Callable[[], Reply | None] | None = None,
+    ) -> None:
         self._events = events
+        self._partial = partial
+
+    def partial(self) -> Reply | None:
+        """What has arrived so far, as a reply (never a complete answer), or None before any."""
+        return self._partial() if self._partial is not None else None
 
     def __iter__(self) -> ChatStream:
         return self
@@ -46,8 +55,17 @@ class ChatStream:
 class AsyncChatStream:
     """The asynchronous twin of `ChatStream`: `async for`, and `async with` to close early."""
 
-    def __init__(self, events: AsyncGenerator[StreamEvent, None]) -> None:
+    def __init__(
+        self,
+        events: AsyncGenerator[StreamEvent, None],
+        partial: Callable[[], Reply | None] | None = None,
+    ) -> None:
         self._events = events
+        self._partial = partial
+
+    def partial(self) -> Reply | None:
+        """What has arrived so far, as a reply (never a complete answer), or None before any."""
+        return self._partial() if self._partial is not None else None
 
     def __aiter__(self) -> AsyncChatStream:
         return self

@@ -158,15 +158,25 @@ def _conversation(
             hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
         )
     conversation = Conversation.resume(store.load(found), client, recorder=recorder)
-    conversation.params = {**conversation.params, **_given(params)}
+    conversation.params = {**conversation.params, **_given(options)}
     if options.system:
         conversation.system = options.system
     return conversation
 
 
-def _given(params: ChatParams) -> ChatParams:
-    """The parameters given now, which win over a continued conversation's own."""
-    return cast("ChatParams", {key: value for key, value in params.items() if value is not None})
+def _given(options: AskOptions) -> ChatParams:
+    """What this command line says (flags, and M2_MODEL), which wins over the continued
+    conversation's own settings; the config file and the defaults do not."""
+    given = {
+        "model": options.model,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "top_k": options.top_k,
+        "seed": options.seed,
+        "stop": options.stop or None,
+    }
+    return cast("ChatParams", {key: value for key, value in given.items() if value is not None})
 
 
 def _receive(
