@@ -344,3 +344,15 @@ def test_terminal_honours_no_color(home: Path) -> None:
 
     assert all("\x1b[" not in screen for screen in screens)
     assert THINKING in screens[1]
+
+
+def test_search_hit_in_a_multi_line_answer_is_one_row(home: Path) -> None:
+    """If a match sits in a multi-line answer, then the search table still gives it one row."""
+    with Store(home / "m2.db") as store:
+        record(store, Chat("ml"), complete("Poem?", answer("roses are red\n\nviolets are blue")))
+
+    result = m2("logs", "search", "violets")
+
+    rows = [line for line in result.stdout.splitlines() if "violets" in line]
+    assert len(rows) == 1
+    assert "roses are red violets" in rows[0].replace("*", "")

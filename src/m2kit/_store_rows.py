@@ -127,7 +127,8 @@ def reply_columns(turn: Turn) -> dict[str, object]:
         "message": json.dumps(reply.message, ensure_ascii=False),
         "reply_model": reply.model,
         "provider": reply.provider,
-        "request_id": reply.request_id,
+        # A header a server chose: redacted like error text, in case one echoes a key.
+        "request_id": redact(reply.request_id) if reply.request_id else None,
         "thinking_source": reply.thinking_source,
         "cut_while_thinking": int(reply.cut_while_thinking),
     }

@@ -15,15 +15,13 @@ from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_jso
 from ._render import StreamRenderer, describe_notice, footer, reply_json, show_whole, write_raw
 
 if TYPE_CHECKING:
-    from .._request import ChatParams
-    from .._types import Notice, Reply
-
-if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from .._client import Client
     from .._conversation import Conversation
+    from .._request import ChatParams
     from .._store import Store
+    from .._types import Notice, Reply
     from ._common import Settings
 
 # How long piped input may be silent before m2 says that it is waiting for it.

@@ -267,6 +267,7 @@ def _snippet(snippet: str, *, styled: bool) -> Text:
     they do not, so piped text still shows them)."""
     from rich.text import Text
 
+    snippet = " ".join(snippet.split())  # one row per hit: a multi-line answer would spread
     if not styled:
         return Text(snippet)
     shown = Text()
