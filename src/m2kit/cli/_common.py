@@ -124,3 +124,93 @@ def _first(*values: _V | None) -> _V | None:
 def _or(default: _V, *values: _V | None) -> _V:
     found = _first(*values)
     return default if found is None else found
+
+
+def model_options(*, system_help: str) -> Callable[[_F], _F]:
+    """The options of every command that talks to a model: which model, where, with what key,
+    the system prompt, the thinking profile and sampling."""
+    from .._request import DEFAULT_BASE_URL, DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
+    return _all(
+        click.option(
+            "-m",
+            "--model",
+            envvar="M2_MODEL",
+            show_envvar=True,
+            help="Model id, with an optional routing suffix: :fastest, :cheapest, :preferred or"
+            f" :<provider>.  [default: {DEFAULT_MODEL}]",
+        ),
+        click.option(
+            "--base-url",
+            envvar="M2_BASE_URL",
+            show_envvar=True,
+            help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1 for vLLM or SGLang."
+            f"  [default: {DEFAULT_BASE_URL}]",
+        ),
+        click.option(
+            "--api-key",
+            help="API key. Default: M2_API_KEY; on Hugging Face, HF_TOKEN or `hf auth login`.",
+        ),
+        click.option("-s", "--system", help=system_help),
+        click.option(
+            "--profile",
+            metavar="NAME",
+            help="How the model writes its thinking, when the model name does not tell (a"
+            " self-hosted server's served name): minimax-m2, default, ...",
+        ),
+        click.option(
+            "--max-tokens",
+            type=click.IntRange(min=1),
+            help="Most tokens to generate, thinking included.",
+        ),
+        click.option(
+            "--temperature",
+            type=click.FloatRange(min=0.0),
+            help=f"Sampling temperature.  [default: {DEFAULT_TEMPERATURE}, or the config file's]",
+        ),
+        click.option(
+            "--top-p",
+            type=click.FloatRange(0.0, 1.0),
+            help=f"Nucleus sampling.  [default: {DEFAULT_TOP_P}, or the config file's]",
+        ),
+        click.option(
+            "--top-k",
+            type=click.IntRange(min=1),
+            help="Top-k sampling (self-hosted servers only: the router refuses it, so it is"
+            " dropped).",
+        ),
+    )
+
+
+def connection_options(command: _F) -> _F:
+    """How long to retry and to wait: `--retry-budget`, `--timeout`."""
+    from .._request import DEFAULT_TIMEOUT
+    from .._retry import RetryPolicy
+
+    return _all(
+        click.option(
+            "--retry-budget",
+            type=click.FloatRange(min=0.0),
+            metavar="SECONDS",
+            help="How long to keep retrying rate limits, loading models and server errors."
+            f"  [default: {RetryPolicy().budget:g}]",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            metavar="SECONDS",
+            help="How long to wait for the server to say anything before giving up."
+            f"  [default: {DEFAULT_TIMEOUT:g}]",
+        ),
+    )(command)
+
+
+def _all(*decorators: Callable[[Any], Any]) -> Callable[[_F], _F]:
+    """Apply click option decorators so that `--help` lists them in the order given."""
+
+    def apply(command: _F) -> _F:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
