@@ -153,3 +153,18 @@ def test_continue_keeps_the_conversations_settings_unless_given(
     assert second["model"] == "MiniMaxAI/MiniMax-M2"
     assert (third["temperature"], third["max_tokens"]) == (0.2, 70)
     assert third["model"] == "MiniMaxAI/MiniMax-M2:cheapest"
+
+
+def test_include_interrupted_sends_the_partial_back(server: ScriptedServer, home: Path) -> None:
+    """If -c is given --include-interrupted, then the interrupted turn's partial goes back too."""
+    cut = [chunk(content="Half a thought</think>\n\nhalf")]
+    server.queue(stream_step(cut, done=False, drop_after=1), stream_step(SECOND))
+
+    m2(server, "ask", "Name a prime.")
+    m2(server, "ask", "-c", "--include-interrupted", "Go on?")
+
+    assert server.requests[1].json()["messages"] == [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "Half a thought</think>\n\nhalf"},
+        {"role": "user", "content": "Go on?"},
+    ]

@@ -52,6 +52,7 @@ class AskOptions:
     profile: str | None
     continue_: bool
     cid: str | None
+    include_interrupted: bool
     no_log: bool
     db: str | None
 
@@ -156,6 +157,7 @@ def _conversation(
             hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
         )
     conversation = Conversation.resume(store.load(found), client, recorder=recorder)
+    conversation.include_interrupted = options.include_interrupted
     conversation.params = {**conversation.params, **_given(options)}
     if options.system:
         conversation.system = options.system

@@ -35,6 +35,11 @@ from ._common import CONTEXT, connection_options, db_option, model_options
 )
 @click.option("--cid", metavar="ID", help="Continue the conversation with this id (or id prefix).")
 @click.option(
+    "--include-interrupted",
+    is_flag=True,
+    help="With -c / --cid: also send back what arrived of interrupted replies.",
+)
+@click.option(
     "--no-log", is_flag=True, help="Do not keep this turn in the store (also M2_NO_LOG=1)."
 )
 @db_option
