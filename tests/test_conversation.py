@@ -644,3 +644,15 @@ def test_title_is_the_first_prompt_on_one_line(server: ScriptedServer) -> None:
     assert len(conversation.title) == 80
     assert conversation.title.startswith("Explain this: word word")
     assert conversation.title.endswith("…")
+
+
+def test_a_failed_save_leaves_nothing_behind(tmp_path: Path) -> None:
+    """If the save target is a directory, then saving fails and leaves no temporary file."""
+    target = tmp_path / "saves" / "taken"
+    target.mkdir(parents=True)
+    with Client(base_url="http://127.0.0.1:9/v1") as client:
+        conversation = Conversation(client)
+        with pytest.raises(IsADirectoryError):
+            conversation.save(target)
+
+    assert [path.name for path in target.parent.iterdir()] == ["taken"]

@@ -341,7 +341,11 @@ class ConversationBase:
         text = json.dumps(self.to_json(), ensure_ascii=False, indent=2)
         partial = target.with_name(target.name + ".tmp")
         partial.write_text(text + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError:
+            partial.unlink(missing_ok=True)  # a directory in the way, say: leave nothing behind
+            raise
 
     def to_markdown(self, *, thinking: bool = True) -> str:
         """The conversation as Markdown: prompts as blockquotes, answers as written, thinking
