@@ -168,3 +168,17 @@ def test_include_interrupted_sends_the_partial_back(server: ScriptedServer, home
         {"role": "assistant", "content": "Half a thought</think>\n\nhalf"},
         {"role": "user", "content": "Go on?"},
     ]
+
+
+def test_environment_beats_the_config_file(server: ScriptedServer, home: Path) -> None:
+    """If M2_MODEL and the config file both name a model, then the environment's wins."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text('model = "org/from-config"\n', encoding="utf-8")
+    server.queue(stream_step(FIRST), stream_step(FIRST))
+
+    m2(server, "ask", "hi")
+    m2(server, "ask", "hi", M2_MODEL="org/from-env")
+
+    first, second = (request.json() for request in server.requests)
+    assert first["model"] == "org/from-config"
+    assert second["model"] == "org/from-env"

@@ -15,7 +15,6 @@ from m2kit._config import (
     config_items,
     config_path,
     load_config,
-    resolve,
     set_value,
     write_atomic,
 )
@@ -330,41 +329,3 @@ def test_write_atomic_leaves_no_temporary_file(tmp_path: Path) -> None:
 
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["file.json"]
-
-
-def test_resolve_prefers_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If a flag is given, then it wins over the environment, the config file and the default."""
-    monkeypatch.setenv("M2_MODEL", "env/model")
-    assert resolve("flag/model", "M2_MODEL", "config/model", "default/model") == "flag/model"
-
-
-def test_resolve_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If no flag is given, then the environment variable wins over the config and the default."""
-    monkeypatch.setenv("M2_MODEL", " env/model ")
-    assert resolve(None, "M2_MODEL", "config/model", "default/model") == "env/model"
-
-
-def test_resolve_then_the_config_then_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If neither flag nor variable is set (blank counts as unset), then config, then default."""
-    monkeypatch.setenv("M2_MODEL", "")
-    assert resolve(None, "M2_MODEL", "config/model", "default/model") == "config/model"
-    assert resolve(None, "M2_MODEL", None, "default/model") == "default/model"
-    assert resolve(None, None, None, None) is None
-
-
-def test_resolve_parses_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If `parse` is given, then the variable's text is converted; a zero flag still counts."""
-    monkeypatch.setenv("M2_TEMPERATURE", "0.3")
-
-    assert resolve(None, "M2_TEMPERATURE", 0.9, 1.0, parse=float) == 0.3
-    assert resolve(0.0, "M2_TEMPERATURE", 0.9, 1.0, parse=float) == 0.0
-
-
-def test_resolve_names_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """If the variable's text does not parse, then ConfigError names the variable."""
-    monkeypatch.setenv("M2_TEMPERATURE", "warm")
-
-    with pytest.raises(ConfigError, match="M2_TEMPERATURE") as caught:
-        resolve(None, "M2_TEMPERATURE", 0.9, 1.0, parse=float)
-
-    assert "M2_TEMPERATURE" in caught.value.hint

@@ -1,4 +1,7 @@
-"""The user's config file (TOML), its known keys, and the precedence rule for settings.
+"""The user's config file (TOML) and its known keys.
+
+Which setting wins (flag > environment > this file > built-in default) is decided where the
+settings are used: `m2kit.cli._common.settings`.
 
 The file lives at `M2_HOME/config.toml` when `M2_HOME` is set, else at platformdirs'
 `user_config_dir("m2kit")/config.toml`. It may hold:
@@ -33,7 +36,7 @@ import tempfile
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
 from ._request import (
@@ -48,8 +51,6 @@ from ._retry import RetryPolicy
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-_T = TypeVar("_T")
-_D = TypeVar("_D")
 
 _FILE_NAME = "config.toml"
 _PRICE_FIELDS = ("input", "output")
@@ -131,7 +132,7 @@ class Config:
     """The settings from the config file, with the file's own defaults filled in.
 
     Keys whose built-in default lives elsewhere (model, base_url, sampling, retry_budget, timeout)
-    are None when the file does not set them, so `resolve` can fall through to that default. The
+    are None when the file does not set them, so the caller can fall through to that default. The
     credit settings default here: `credits_monthly_usd` 0.10 (the free tier; PRO is 2.00) and
     `credits_warn_at` 0.8. `prices` maps a provider to its `input`/`output` price overrides in
     USD per million tokens. `path` is the file read, and `from_file` the keys it set.
@@ -202,57 +203,6 @@ def config_items(config: Config) -> list[tuple[str, object, str]]:
     for provider, offer in sorted(config.prices.items()):
         items.extend((f"prices.{provider}.{name}", price, "file") for name, price in offer.items())
     return items
-
-
-@overload
-def resolve(
-    flag: str | None, env_name: str | None, config_value: str | None, default: _D
-) -> str | _D: ...
-
-
-@overload
-def resolve(
-    flag: _T | None,
-    env_name: str | None,
-    config_value: _T | None,
-    default: _D,
-    *,
-    parse: Callable[[str], _T],
-) -> _T | _D: ...
-
-
-def resolve(
-    flag: Any,
-    env_name: str | None,
-    config_value: Any,
-    default: Any,
-    *,
-    parse: Callable[[str], Any] | None = None,
-) -> Any:
-    """The setting that wins: the flag, else the environment variable, else the config file's
-    value, else `default`.
-
-    None means "not set" for the flag and the config value; an unset or blank variable is not set
-    either. The variable's text goes through `parse` (e.g. `float`) when given; a value it refuses
-    raises `ConfigError` naming the variable. Example:
-    `resolve(args.temperature, "M2_TEMPERATURE", config.temperature, None, parse=float)`.
-    """
-    if flag is not None:
-        return flag
-
-    text = os.environ.get(env_name, "").strip() if env_name else ""
-    if text:
-        if parse is None:
-            return text
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise ConfigError(
-                f"the environment variable {env_name} is {text!r}, which is not valid ({exc})",
-                hint=f"Fix or unset {env_name}.",
-            ) from None
-
-    return config_value if config_value is not None else default
 
 
 def _read(path: Path) -> dict[str, Any]:
