@@ -4,7 +4,8 @@
 
 It opens the store and prints "ready", waits for a line on standard input, writes TURNS complete
 turns and prints "done". With --hang it then starts one more turn, prints "started" and sleeps
-until it is killed. The helpers here also build the turns of test_store.py.
+until it is killed; with --partial that turn first keeps a partial reply. The helpers here also
+build the turns of test_store.py.
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ def answer(text: str, *, thinking: str = "Let me think.", attempts: int = 1) -> 
     )
 
 
+# What a stream had delivered when its process was killed: thinking done, the answer begun.
+PARTIAL = Reply(
+    text="The answer is",
+    thinking="Let me think.",
+    raw="Let me think.</think>\n\nThe answer is",
+    message={"role": "assistant", "content": "Let me think.</think>\n\nThe answer is"},
+    model=MODEL,
+    provider="novita",
+    finish_reason=None,
+    usage=None,
+    thinking_source="inline",
+)
+
+
 def complete(user: str, reply: Reply | None = None, *, started_at: float | None = None) -> Turn:
     return Turn(
         user=user,
@@ -74,7 +89,9 @@ def main(argv: list[str]) -> None:
             key = store.start_turn(chat, text)
             store.end_turn(chat, key, complete(text))
         if "--hang" in argv:
-            store.start_turn(chat, "cut off")
+            key = store.start_turn(chat, "cut off")
+            if "--partial" in argv:
+                store.save_partial(chat, key, PARTIAL)
             print("started", flush=True)
             time.sleep(600)
         print("done", flush=True)

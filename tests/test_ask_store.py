@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,3 +184,80 @@ def test_environment_beats_the_config_file(server: ScriptedServer, home: Path) -
     first, second = (request.json() for request in server.requests)
     assert first["model"] == "org/from-config"
     assert second["model"] == "org/from-env"
+
+
+def _pending_content(path: Path) -> str | None:
+    """The raw content kept so far in the store's pending reply, read as another process would."""
+    if not path.exists():
+        return None
+    with sqlite3.connect(path, timeout=10) as db:
+        row = db.execute(
+            "SELECT content FROM messages WHERE role = 'assistant' AND status = 'pending'"
+        ).fetchone()
+    db.close()
+    return row[0] if row else None
+
+
+def test_a_killed_m2_ask_leaves_what_had_arrived(server: ScriptedServer, home: Path) -> None:
+    """If m2 ask is killed with SIGKILL mid-stream, then the store opens and holds the turn as
+    interrupted, with the thinking and answer that had arrived."""
+    first = chunk(content="Weighing it.</think>\n\nThe answer")
+    rest = [chunk(content=" is") for _ in range(200)]
+    server.queue(stream_step([first, *rest], chunk_delay=0.1))
+    env = {**os.environ, "M2_BASE_URL": server.base_url}
+    process = subprocess.Popen(
+        [M2, "ask", "Name a prime."],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while "The answer is" not in (_pending_content(home / "m2.db") or ""):
+            assert time.monotonic() < deadline, "the partial never reached the store"
+            assert process.poll() is None
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+    with Store(home / "m2.db") as store:
+        found = store.latest_conversation_id()
+        assert found is not None
+        (turn,) = store.load(found).turns
+    assert (turn.user, turn.status) == ("Name a prime.", "interrupted")
+    assert turn.reply is not None
+    assert turn.reply.thinking == "Weighing it."
+    assert turn.reply.text.startswith("The answer is")
+    assert turn.reply.raw.startswith("Weighing it.</think>\n\nThe answer is")
+
+
+def test_two_m2_processes_write_one_store_at_once(server: ScriptedServer, home: Path) -> None:
+    """If two m2 ask run at the same time on one store, then both answer and both turns are kept."""
+    slow = [chunk(content=f"Step {n}.") for n in range(10)]
+    server.queue(
+        stream_step([chunk(content="A.</think>\n\n"), *slow], chunk_delay=0.05),
+        stream_step([chunk(content="B.</think>\n\n"), *slow], chunk_delay=0.05),
+    )
+    env = {**os.environ, "M2_BASE_URL": server.base_url}
+    processes = [
+        subprocess.Popen(
+            [M2, "ask", prompt],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for prompt in ("First?", "Second?")
+    ]
+    results = [process.communicate(timeout=30) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], results
+    assert all(out.endswith("Step 9.\n") for out, _ in results)
+    with Store(home / "m2.db") as store:
+        summaries = store.list_conversations()
+        turns = [turn for s in summaries for turn in store.load(s.id).turns]
+    assert sorted(turn.user for turn in turns) == ["First?", "Second?"]
+    assert [turn.status for turn in turns] == ["complete", "complete"]

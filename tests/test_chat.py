@@ -444,6 +444,42 @@ def test_continue_on_the_terminal_shows_the_last_turn(server: ScriptedServer, ho
     assert term.leave() == 0
 
 
+def test_continue_with_a_model_uses_it_and_keeps_the_rest(
+    server: ScriptedServer, home: Path
+) -> None:
+    """If -c is given with -m, then the next turn goes to that model with the stored settings."""
+    server.queue(reply("a", "A."), reply("b", "B."))
+    chat_lines(server, home, "alpha\n", "--temperature", "0.2")
+
+    result = chat_lines(server, home, "beta\n", "-c", "-m", "MiniMaxAI/MiniMax-M2:cheapest")
+
+    assert result.returncode == 0, result.stderr
+    body = server.requests[1].json()
+    assert (body["model"], body["temperature"]) == ("MiniMaxAI/MiniMax-M2:cheapest", 0.2)
+    assert body["messages"][0]["content"] == "alpha"
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_interrupted_replies_go_back_only_when_asked(
+    server: ScriptedServer, home: Path, include: bool
+) -> None:
+    """If a reply is cut off, then the next turn leaves it out, unless --include-interrupted."""
+    cut = [chunk(content="Half a thought</think>\n\nhalf")]
+    server.queue(stream_step(cut, done=False, drop_after=1), reply("ok", "Whole."))
+    args = ["--include-interrupted"] if include else []
+    first = chat_lines(server, home, "one\n", *args)
+    assert first.returncode == 1
+
+    again = chat_lines(server, home, "two\n", "-c", *args)
+
+    assert again.returncode == 0, again.stderr
+    contents = [message["content"] for message in sent(server, 1)]
+    if include:
+        assert contents == ["one", "Half a thought</think>\n\nhalf", "two"]
+    else:
+        assert contents == ["two"]
+
+
 def test_cid_resumes_a_given_conversation(server: ScriptedServer, home: Path) -> None:
     """If --cid names a stored conversation, then it continues that one, not the latest."""
     server.queue(reply("a", "A."), reply("b", "B."), reply("c", "C."))

@@ -5,10 +5,13 @@ Every conversation runs against the scripted server, through Client or AsyncClie
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import signal
+import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, fields
@@ -395,6 +398,11 @@ class ListRecorder:
             raise RuntimeError("disk full")
         return f"key-{len(self.calls)}"
 
+    def save_partial(self, conversation: ConversationBase, key: object, partial: Reply) -> None:
+        self.calls.append(("partial", key, partial.raw))
+        if self.fail_in == "save_partial":
+            raise RuntimeError("disk full")
+
     def end_turn(self, conversation: ConversationBase, key: object, turn: Turn) -> None:
         self.calls.append(("end", key, turn, conversation.turns[-1] is turn))
         if self.fail_in == "end_turn":
@@ -423,11 +431,12 @@ def test_recorder_sees_each_turn_start_and_end_once(chat: Chat) -> None:
     turns = conversation.turns
     assert recorder.calls == [
         ("start", "Hi", 0, "Hi"),
+        ("partial", "key-1", "Plan.</think>"),
         ("end", "key-1", turns[0], True),
         ("start", "Again", 1, "Hi"),
-        ("end", "key-3", turns[1], True),
+        ("end", "key-4", turns[1], True),
         ("start", "Bad", 2, "Hi"),
-        ("end", "key-5", turns[2], True),
+        ("end", "key-6", turns[2], True),
     ]
     assert [turn.status for turn in turns] == ["complete", "complete", "failed"]
     assert [turn.model for turn in turns] == [M2] * 3
@@ -454,11 +463,36 @@ def test_stream_left_after_done_is_complete_and_ends_once(server: ScriptedServer
                     assert conversation.turns[-1].reply is event.reply
                     break
 
-    assert [call[0] for call in recorder.calls] == ["start", "end"]
+    assert [call[0] for call in recorder.calls] == ["start", "partial", "end"]
     assert conversation.turns[0].status == "complete"
 
 
-@pytest.mark.parametrize("fail_in", ["start_turn", "end_turn"])
+def test_partials_reach_the_recorder_once_a_second(chat: Chat) -> None:
+    """If a reply streams for over a second, then the recorder gets what has arrived at the
+    first delta and again a second later, never after the turn ended."""
+    chat.server.queue(
+        stream_step(
+            [chunk("Plan.</think>"), chunk("One"), chunk(" two"), chunk(" three"), chunk(" four")],
+            chunk_delay=0.3,
+        )
+    )
+    recorder = ListRecorder()
+
+    began = time.monotonic()
+    chat.play(Do("stream", "Hi"), recorder=recorder)
+    took = time.monotonic() - began
+
+    kinds = [call[0] for call in recorder.calls]
+    partials = [call[2] for call in recorder.calls if call[0] == "partial"]
+    assert (kinds[0], kinds[-1]) == ("start", "end")
+    # At the first delta, then at most once a second of the stream.
+    assert 2 <= len(partials) <= 1 + int(took)
+    assert partials[0] == "Plan.</think>"
+    assert partials[1].startswith("Plan.</think>One")
+    assert all(len(a) < len(b) for a, b in itertools.pairwise(partials))
+
+
+@pytest.mark.parametrize("fail_in", ["start_turn", "save_partial", "end_turn"])
 def test_raising_recorder_does_not_lose_the_reply(
     chat: Chat, fail_in: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -472,7 +506,7 @@ def test_raising_recorder_does_not_lose_the_reply(
     assert isinstance(results[0][-1], Done)
     assert conversation.turns[0].reply == results[0][-1].reply
     assert [call[0] for call in recorder.calls] == (
-        ["start"] if fail_in == "start_turn" else ["start", "end"]
+        ["start"] if fail_in == "start_turn" else ["start", "partial", "end"]
     )
     warnings = [r for r in caplog.records if r.name == "m2kit" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -548,6 +582,21 @@ def test_saved_and_loaded_conversation_sends_the_same_next_request(
         True,
         False,
     )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_saved_file_is_private_even_over_an_open_one(tmp_path: Path) -> None:
+    """If a conversation is saved over a world-readable file, then the file is left 0600."""
+    path = tmp_path / "conversation.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0o644)
+    (tmp_path / "conversation.json.tmp").write_text("", encoding="utf-8")
+
+    with Client(base_url="http://127.0.0.1:9/v1") as client:
+        Conversation(client).save(path)
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text(encoding="utf-8"))["format"] == 1
 
 
 def test_saved_file_is_utf8_json_with_a_format(server: ScriptedServer, tmp_path: Path) -> None:

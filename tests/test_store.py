@@ -16,7 +16,7 @@ import platformdirs
 import pytest
 
 from _server import chunk, completion, error_step, json_step, stream_step
-from _store_worker import MODEL, Chat, answer, complete
+from _store_worker import MODEL, PARTIAL, Chat, answer, complete
 from m2kit import BadRequestError, Client, ConfigError, RetryPolicy, StreamInterrupted
 from m2kit._conversation import Conversation, Turn
 from m2kit._migrations import MIGRATIONS, latest_version
@@ -223,11 +223,11 @@ def test_a_turn_ends_once(store: Store) -> None:
 
 
 def test_the_first_prompt_names_a_conversation(store: Store) -> None:
-    """If a conversation has no title, then its first prompt, cut to 80 characters, is the title,
-    and a title given later replaces it."""
+    """If a conversation has no title, then its first prompt, cut to 80 characters with "…", is
+    the title, and a title given later replaces it."""
     chat = Chat("c1")
     write(store, chat, complete("x" * 100), complete("second prompt"))
-    assert store.load("c1").title == "x" * 80
+    assert store.load("c1").title == "x" * 79 + "…"
 
     chat.title = "Named"
     write(store, chat, complete("third"))
@@ -369,6 +369,63 @@ def test_a_killed_writer_leaves_an_interrupted_turn(tmp_path: Path, spawn: Spawn
         assert (turns[-1].reply, turns[-1].error) == (None, DIED)
         assert [turn.user for turn in store.load("other").turns] == ["unrelated"]
         assert store.search("cut off")[0].role == "user"
+
+
+def test_a_killed_writer_leaves_what_had_arrived(tmp_path: Path, spawn: Spawn) -> None:
+    """If a process is killed after save_partial, then its turn reads as interrupted with the
+    partial reply, thinking and raw content as they were saved."""
+    path = tmp_path / "m2.db"
+    (worker,) = spawn(path, ["victim", "0", "--hang", "--partial"])
+    go(worker)
+    assert worker.stdout is not None
+    assert worker.stdout.readline() == "started\n"
+
+    worker.kill()
+    worker.communicate(timeout=10)
+
+    with Store(path) as store:
+        (turn,) = store.load("victim").turns
+    assert (turn.user, turn.status, turn.error) == ("cut off", "interrupted", DIED)
+    assert turn.reply is not None
+    assert (turn.reply.text, turn.reply.thinking, turn.reply.raw) == (
+        PARTIAL.text,
+        PARTIAL.thinking,
+        PARTIAL.raw,
+    )
+    assert turn.reply.message == PARTIAL.message
+
+
+def test_a_pending_row_with_our_pid_from_an_earlier_process_is_interrupted(store: Store) -> None:
+    """If a pending row carries this process's pid but this process did not start it (in a
+    container every run is PID 1), then it reads as interrupted, not as still being written."""
+    chat = Chat("c1")
+    key = store.start_turn(chat, "left by an earlier run")
+    other = Store(store.path)
+    try:
+        # Seen from the process that writes it, the turn is in progress...
+        assert other.load("c1").turns == []
+    finally:
+        other.close()
+
+    # ...and once this process no longer counts it as its own (as after a restart), it is not.
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE messages SET id = id + 1000 WHERE id = ?", (key,))
+    db.close()
+    (turn,) = store.load("c1").turns
+    assert (turn.user, turn.status, turn.error) == ("left by an earlier run", "interrupted", DIED)
+
+
+def test_save_partial_leaves_an_ended_turn_alone(store: Store) -> None:
+    """If save_partial comes after end_turn, then the ended turn keeps its whole reply."""
+    chat = Chat("c1")
+    key = store.start_turn(chat, "hi")
+    store.end_turn(chat, key, complete("hi"))
+
+    store.save_partial(chat, key, PARTIAL)
+
+    (turn,) = store.load("c1").turns
+    assert turn.reply is not None
+    assert turn.reply.text == "An answer to hi."
 
 
 def test_a_conversation_records_into_the_store(store: Store, server: ScriptedServer) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -43,7 +44,7 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator
+    from collections.abc import AsyncGenerator, Callable, Generator
 
     from typing_extensions import Self, Unpack
 
@@ -59,6 +60,9 @@ ThinkingSource = Literal["inline", "field"] | None
 
 #: The version of the JSON that `to_json` writes; `from_json` refuses any other.
 FORMAT = 1
+
+#: Seconds between `Recorder.save_partial` calls while a reply streams.
+PARTIAL_EVERY = 1.0
 
 _STATUSES: tuple[TurnStatus, ...] = ("complete", "interrupted", "failed")
 _SOURCES: tuple[ThinkingSource, ...] = ("inline", "field", None)
@@ -100,12 +104,16 @@ class Recorder(Protocol):
     """Where turns are kept as they happen (the SQLite store is one).
 
     `start_turn` is called before each request and returns a key of the recorder's choosing;
-    `end_turn` is called once with that key when the turn has ended, whatever the outcome. A hook
-    that raises is logged as a warning and never costs the caller the reply; when `start_turn`
-    raised, `end_turn` is not called for that turn.
+    `save_partial` is called with that key at most once a second while a reply streams, with
+    what has arrived (so a process killed mid-reply can leave it behind); `end_turn` is called
+    once with the key when the turn has ended, whatever the outcome. A hook that raises is logged
+    as a warning and never costs the caller the reply; when `start_turn` raised, the others are
+    not called for that turn, and when `save_partial` raised, it is not called again for it.
     """
 
     def start_turn(self, conversation: ConversationBase, user: str) -> object: ...
+
+    def save_partial(self, conversation: ConversationBase, key: object, partial: Reply) -> None: ...
 
     def end_turn(self, conversation: ConversationBase, key: object, turn: Turn) -> None: ...
 
@@ -126,6 +134,7 @@ class _Pending:
     began: float
     first_token: float | None = None
     ended: bool = False
+    partial_saved: float = 0.0  # time.monotonic() of the last save_partial; inf to stop
 
 
 class ConversationBase:
@@ -213,7 +222,7 @@ class ConversationBase:
         merged.update(params)
         messages = self._messages(text)
         if self.title is None:
-            self.title = _title(text)
+            self.title = title_of(text)
 
         recorder, key = self.recorder, None
         if recorder is not None:
@@ -242,6 +251,24 @@ class ConversationBase:
             pending.first_token = time.monotonic() - pending.began
         if isinstance(event, Done):
             self._end(pending, "complete", event.reply)
+
+    def _keep_partial(self, pending: _Pending, partial: Callable[[], Reply | None]) -> None:
+        """Hand the recorder what has arrived, when a second has passed since it last had it."""
+        if pending.recorder is None or pending.ended:
+            return
+        now = time.monotonic()
+        if now - pending.partial_saved < PARTIAL_EVERY:
+            return
+
+        pending.partial_saved = now
+        reply = partial()
+        if reply is None:
+            return
+        try:
+            pending.recorder.save_partial(self, pending.key, reply)
+        except Exception as exc:
+            _recorder_failed("save_partial", exc)
+            pending.partial_saved = math.inf
 
     def _end_with(
         self, pending: _Pending, exc: BaseException, partial: Reply | None = None
@@ -336,11 +363,15 @@ class ConversationBase:
             raise ConfigError(f"not a saved conversation: {exc!r}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write `to_json` to `path` as UTF-8 JSON, replacing the file in one step."""
+        """Write `to_json` to `path` as UTF-8 JSON, replacing the file in one step. The file is
+        readable by its owner only, like the store: it holds the whole conversation."""
         target = Path(path)
         text = json.dumps(self.to_json(), ensure_ascii=False, indent=2)
         partial = target.with_name(target.name + ".tmp")
-        partial.write_text(text + "\n", encoding="utf-8")
+        partial.unlink(missing_ok=True)  # so that the mode below applies: O_EXCL creates anew
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(descriptor, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
         try:
             os.replace(partial, target)
         except OSError:
@@ -398,10 +429,27 @@ class _ClientConversation(ConversationBase, Generic[_ClientT]):
 
     @classmethod
     def resume(
-        cls, stored: StoredConversation, client: _ClientT, *, recorder: Recorder | None = None
+        cls,
+        stored: StoredConversation,
+        client: _ClientT,
+        *,
+        recorder: Recorder | None = None,
+        trim_thinking: bool = False,
+        include_interrupted: bool = False,
     ) -> Self:
-        """Go on with a conversation read back from the store (`Store.load`)."""
-        conversation = cls(client, stored.system, recorder=recorder, **stored.params)
+        """Go on with a conversation read back from the store (`Store.load`).
+
+        The store keeps what the conversation is (system prompt, parameters, turns), not how a
+        session held it: `trim_thinking` and `include_interrupted` are this session's choice.
+        """
+        conversation = cls(
+            client,
+            stored.system,
+            recorder=recorder,
+            trim_thinking=trim_thinking,
+            include_interrupted=include_interrupted,
+            **stored.params,
+        )
         conversation.id = stored.id
         conversation.title = stored.title
         conversation.created_at = stored.created_at
@@ -465,6 +513,7 @@ class Conversation(_ClientConversation["Client"]):
             with stream as events:
                 for event in events:
                     self._seen(pending, event)
+                    self._keep_partial(pending, stream.partial)
                     yield event
         except BaseException as exc:
             self._end_with(pending, exc, stream.partial())
@@ -504,6 +553,7 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
             async with stream as events:
                 async for event in events:
                     self._seen(pending, event)
+                    self._keep_partial(pending, stream.partial)
                     yield event
         except BaseException as exc:
             self._end_with(pending, exc, stream.partial())
@@ -522,7 +572,8 @@ def _recorder_failed(hook: str, exc: Exception) -> None:
     logger.warning("the conversation recorder failed in %s: %s: %s", hook, type(exc).__name__, exc)
 
 
-def _title(text: str) -> str:
+def title_of(text: str) -> str:
+    """A prompt as a title: one line of at most 80 characters, cut with "…"."""
     line = " ".join(text.split())
     return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1] + "…"
 

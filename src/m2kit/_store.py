@@ -3,7 +3,8 @@
 Safe with several `m2` processes at once: WAL mode lets readers run beside a writer, writers take
 the lock up front (`BEGIN IMMEDIATE`) and wait up to 10 s for each other. Nothing is lost if a
 process dies mid-reply: `start_turn` has already committed the user message and a 'pending' reply
-row carrying the writer's pid, and a pending row whose process is gone reads as interrupted.
+row carrying the writer's pid, `save_partial` keeps what has arrived in that row as the reply
+streams, and a pending row whose process is gone reads as an interrupted turn with that partial.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._conversation import title_of
 from ._errors import ConfigError
 from ._migrations import MIGRATIONS, MIGRATIONS_TABLE, SEARCH_INDEX, Migration
 from ._store_rows import (
@@ -25,6 +27,7 @@ from ._store_rows import (
     UsageRow,
     params_from_json,
     params_json,
+    partial_columns,
     reply_columns,
     turn_from_row,
     usage_columns,
@@ -36,11 +39,16 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from ._conversation import Turn
+    from ._types import Reply
 
 DB_NAME = "m2.db"
 BUSY_TIMEOUT = 10.0
-_TITLE_LENGTH = 80
 _WHERE_TO = "Point --db or M2_HOME at another file, or move this one away."
+
+# The pending rows this process has started and not yet ended, by database file: a row of ours
+# that is not here was left by an earlier process that had our pid.
+_WRITING: dict[Path, set[int]] = {}
+_WRITING_LOCK = threading.Lock()
 
 _TURNS = """
 SELECT a.*, u.content AS user_text, g.latency, g.first_token, g.retries,
@@ -112,6 +120,7 @@ class Store:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
         self._db = _connect(self.path)
+        self._file = self.path.resolve()
         try:
             migrate(self._db, MIGRATIONS, path=self.path)
             self._searchable = _has_fts5(self._db)
@@ -165,7 +174,21 @@ class Store:
             key = _insert(db, "messages", row | {"role": "assistant", "status": "pending"})
             if self._searchable:
                 _index(db, user_id, user)
+        with _WRITING_LOCK:
+            _WRITING.setdefault(self._file, set()).add(key)
         return key
+
+    def save_partial(self, conversation: ConversationInfo, key: object, partial: Reply) -> None:
+        """Keep what has arrived of a reply in its pending row, so that a process killed before
+        `end_turn` leaves it behind. A row that has ended is not touched."""
+        columns = partial_columns(partial)
+        assignments = ", ".join(f"{name} = :{name}" for name in columns)
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE messages SET {assignments}"
+                " WHERE id = :key AND conversation_id = :cid AND status = 'pending'",
+                columns | {"key": key, "cid": conversation.id},
+            )
 
     def drop_last_turn(self, conversation: ConversationInfo) -> None:
         """Mark the conversation's last turn superseded: kept in the file, no longer loaded."""
@@ -183,6 +206,9 @@ class Store:
         """
         if isinstance(key, bool) or not isinstance(key, int):
             raise ConfigError(f"{key!r} is not a key from this store's start_turn")
+
+        with _WRITING_LOCK:
+            _WRITING.get(self._file, set()).discard(key)
 
         columns = reply_columns(turn)
         assignments = ", ".join(f"{name} = :{name}" for name in columns)
@@ -255,7 +281,13 @@ class Store:
 
         now = time.time()
         rows = self._read(_TURNS, (conversation_id,))
-        turns = [turn for row in rows if (turn := turn_from_row(row, now=now)) is not None]
+        with _WRITING_LOCK:
+            writing = set(_WRITING.get(self._file, ()))
+        turns = [
+            turn
+            for row in rows
+            if (turn := turn_from_row(row, now=now, writing=writing)) is not None
+        ]
         conversation = found[0]
         return StoredConversation(
             id=conversation["id"],
@@ -466,7 +498,7 @@ def _save_conversation(
             "created_at": conversation.created_at,
             "now": now,
             "title": conversation.title,
-            "first": " ".join(first.split())[:_TITLE_LENGTH],
+            "first": title_of(first),
             "system": conversation.system,
             "model": conversation.params.get("model"),
             "params": params_json(conversation.params),

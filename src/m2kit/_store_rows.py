@@ -113,12 +113,16 @@ def reply_columns(turn: Turn) -> dict[str, object]:
     }
     if reply is None:
         return columns
+    return columns | partial_columns(reply)
 
+
+def partial_columns(reply: Reply) -> dict[str, object]:
+    """The assistant row's reply columns: for a whole reply, or for what has arrived of one."""
     calls = [
         {"id": call.id, "name": call.name, "arguments": call.arguments, "index": call.index}
         for call in reply.tool_calls
     ]
-    return columns | {
+    return {
         "content": reply.raw,
         "thinking": reply.thinking,
         "answer": reply.text,
@@ -153,14 +157,14 @@ def usage_columns(turn: Turn) -> dict[str, object]:
     }
 
 
-def turn_from_row(row: sqlite3.Row, *, now: float) -> Turn | None:
-    """The turn an assistant row (joined with its user row and usage) holds, or None while another
-    live process is still writing it."""
+def turn_from_row(row: sqlite3.Row, *, now: float, writing: Set[int]) -> Turn | None:
+    """The turn an assistant row (joined with its user row and usage) holds, or None while a live
+    process is still writing it. `writing`: the rows this process has yet to end."""
     status: TurnStatus
     error: str | None = row["error"]
     if row["status"] != "pending":
         status = row["status"]
-    elif _in_progress(row["pid"], row["created_at"], now):
+    elif _in_progress(row, now, writing):
         return None
     else:
         status, error = "interrupted", DIED
@@ -209,14 +213,17 @@ def usage_from_row(row: sqlite3.Row) -> UsageRow:
     return UsageRow(**{field.name: row[field.name] for field in fields(UsageRow)})
 
 
-def _in_progress(pid: int | None, started: float, now: float) -> bool:
-    return pid is not None and now - started < STALE_AFTER and process_alive(pid)
+def _in_progress(row: sqlite3.Row, now: float, writing: Set[int]) -> bool:
+    pid: int | None = row["pid"]
+    if pid == os.getpid():
+        # Our own pid on a row we are not writing: an earlier process had it. In a container
+        # every run is PID 1, so this is the common case of reuse, not a rare one.
+        return row["id"] in writing
+    return pid is not None and now - row["created_at"] < STALE_AFTER and process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:
     """Whether a process with this id is running (on this machine)."""
-    if pid == os.getpid():
-        return True
     if sys.platform == "win32":
         # os.kill(pid, 0) on Windows sends CTRL_C_EVENT instead of probing: assume it is gone.
         return False

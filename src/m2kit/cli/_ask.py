@@ -156,8 +156,12 @@ def _conversation(
             "there is no earlier conversation to continue",
             hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
         )
-    conversation = Conversation.resume(store.load(found), client, recorder=recorder)
-    conversation.include_interrupted = options.include_interrupted
+    conversation = Conversation.resume(
+        store.load(found),
+        client,
+        recorder=recorder,
+        include_interrupted=options.include_interrupted,
+    )
     conversation.params = {**conversation.params, **_given(options)}
     if options.system:
         conversation.system = options.system

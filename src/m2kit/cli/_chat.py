@@ -55,6 +55,7 @@ class ChatOptions:
     no_log: bool
     cid: str | None
     resume: bool
+    include_interrupted: bool
 
 
 class PlainScreen:
@@ -177,7 +178,13 @@ def _new(
         "top_p": found.top_p,
         "top_k": options.top_k,
     }
-    return Conversation(client, options.system, recorder=recorder, **params)
+    return Conversation(
+        client,
+        options.system,
+        recorder=recorder,
+        include_interrupted=options.include_interrupted,
+        **params,
+    )
 
 
 def _resumed(
@@ -191,7 +198,12 @@ def _resumed(
             f"there is no stored conversation to continue in {store.path}",
             hint="Start one with `m2 chat`.",
         )
-    conversation = Conversation.resume(store.load(cid), client, recorder=recorder)
+    conversation = Conversation.resume(
+        store.load(cid),
+        client,
+        recorder=recorder,
+        include_interrupted=options.include_interrupted,
+    )
 
     # What this command line gives wins over what the conversation was held with.
     given = {

@@ -119,7 +119,12 @@ class Session:
 
         old = self.conversation
         self.conversation = Conversation(
-            self.client, old.system, recorder=old.recorder, **old.params
+            self.client,
+            old.system,
+            recorder=old.recorder,
+            trim_thinking=old.trim_thinking,
+            include_interrupted=old.include_interrupted,
+            **old.params,
         )
 
     def set_model(self, name: str) -> None:

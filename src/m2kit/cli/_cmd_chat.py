@@ -25,6 +25,11 @@ from ._common import CONTEXT, connection_options, db_option, model_options
     is_flag=True,
     help="Go on with the most recent stored conversation.",
 )
+@click.option(
+    "--include-interrupted",
+    is_flag=True,
+    help="Send back what arrived of interrupted replies too (by default they are left out).",
+)
 def chat(**values: object) -> None:
     """Hold a conversation with a model in the terminal; the thinking goes back every turn.
 
