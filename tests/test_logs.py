@@ -289,6 +289,17 @@ def test_db_is_taken_in_every_place(home: Path, tmp_path: Path, where: str) -> N
     assert data(m2("logs", "--db", str(other), "--json"))[0]["id"] == SECOND
 
 
+def test_a_flag_before_the_subcommand_beats_m2_db(home: Path, tmp_path: Path) -> None:
+    """If --db is given before the subcommand and M2_DB names another file, then the flag wins."""
+    other = tmp_path / "elsewhere.db"
+    fill(other)
+    empty = tmp_path / "empty.db"
+
+    result = m2("logs", "--db", str(other), "show", FIRST[:8], "--json", env={"M2_DB": str(empty)})
+
+    assert data(result)["id"] == FIRST
+
+
 def test_what_m2_ask_kept_is_listed(home: Path, server: ScriptedServer) -> None:
     """If m2 ask answered a question, then m2 logs lists it with its model, turns and tokens."""
     usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}

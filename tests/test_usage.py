@@ -175,6 +175,24 @@ def test_an_unpriced_provider_is_marked(home: Path, server: ScriptedServer) -> N
     assert "prices.<provider>.input" in stderr
 
 
+def test_a_call_without_token_counts_is_not_blamed_on_prices(
+    home: Path, server: ScriptedServer
+) -> None:
+    """If a priced provider's call has no token counts (cut off), then the note says so and does
+    not suggest setting prices."""
+    server.models(CATALOG)
+    with Store(home / "m2.db") as store:
+        call(store, at=time.time())
+        call(store, at=time.time(), usage=Usage())
+
+    data, stderr = report(server=server)
+
+    assert data["totals"]["unpriced_calls"] == 1
+    assert "1 call had no token counts" in stderr
+    assert "could not be priced" not in stderr
+    assert "prices.<provider>" not in stderr
+
+
 def test_warning_once_the_month_passes_warn_at(home: Path, server: ScriptedServer) -> None:
     """If this month's estimate ($0.09) passes warn_at (0.8) of $0.10, then a warning says so."""
     server.models(CATALOG)

@@ -103,6 +103,7 @@ class Cost:
     completion_tokens: int
     total_tokens: int
     usd: float | None
+    counted: bool = True  # False: the server never sent its token counts
 
 
 def cost(row: UsageRow, pricing: Pricing) -> Cost:
@@ -114,13 +115,15 @@ def cost(row: UsageRow, pricing: Pricing) -> Cost:
     total = row.total_tokens if row.total_tokens is not None else sum(known)
 
     usd: float | None
-    if prompt is None or completion is None:
+    counted = prompt is not None and completion is not None
+    if not counted:
         counted_nothing = not known and row.total_tokens is None
         usd = 0.0 if counted_nothing and row.outcome == "failed" else None
     else:
-        usd = _charge(prompt, completion, pricing.price(model, provider))
+        usd = _charge(prompt or 0, completion or 0, pricing.price(model, provider))
 
-    return Cost(row.created_at, model, provider, prompt or 0, completion or 0, total, usd)
+    tokens = (prompt or 0, completion or 0, total)
+    return Cost(row.created_at, model, provider, *tokens, usd=usd, counted=counted)
 
 
 def _charge(prompt: int, completion: int, price: Price) -> float | None:
@@ -132,7 +135,8 @@ def _charge(prompt: int, completion: int, price: Price) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Calls and tokens added up; `usd` covers the priced calls, `unpriced` counts the others."""
+    """Calls and tokens added up; `usd` covers the priced calls, `unpriced` counts the others,
+    `uncounted` those of them that have no token counts (no price would help those)."""
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -140,6 +144,7 @@ class Totals:
     total_tokens: int = 0
     usd: float = 0.0
     unpriced: int = 0
+    uncounted: int = 0
 
     def add(self, item: Cost) -> Totals:
         return Totals(
@@ -149,6 +154,7 @@ class Totals:
             total_tokens=self.total_tokens + item.total_tokens,
             usd=self.usd + (item.usd or 0.0),
             unpriced=self.unpriced + (item.usd is None),
+            uncounted=self.uncounted + (item.usd is None and not item.counted),
         )
 
 

@@ -10,8 +10,18 @@ _JSON_HELP = "Print JSON for scripts instead of a table."
 
 
 def _db(ctx: click.Context, db: str | None) -> str | None:
-    """A subcommand's --db, else the one given before it (`m2 logs --db FILE show ID`)."""
-    given = ctx.parent.params.get("db") if ctx.parent is not None else None
+    """A subcommand's --db, else the one given before it (`m2 logs --db FILE show ID`).
+
+    A flag beats M2_DB wherever it stands: both levels read the variable, so the subcommand's
+    value may have come from there while the user typed the flag before it.
+    """
+    parent = ctx.parent
+    if parent is None:
+        return db
+    given = parent.params.get("db")
+    typed = click.core.ParameterSource.COMMANDLINE
+    if ctx.get_parameter_source("db") != typed and parent.get_parameter_source("db") == typed:
+        return given
     return db or given
 
 

@@ -116,7 +116,7 @@ def _usage(options: UsageOptions) -> None:
         write_json(_report_json(period, this_month, credits, prices, start, now, month))
     else:
         _show(period, this_month, credits, config, start, now)
-    _notes(prices, _spend.total(costs).unpriced, this_month, credits)
+    _notes(prices, _spend.total(costs), this_month, credits)
 
 
 def _prices(options: UsageOptions, config: Config) -> _Prices:
@@ -138,17 +138,23 @@ def _prices(options: UsageOptions, config: Config) -> _Prices:
     return _Prices(pricing, catalog=True, problem=None)
 
 
-def _notes(prices: _Prices, unpriced: int, month: Totals, credits: CreditCheck) -> None:
+def _notes(prices: _Prices, every: Totals, month: Totals, credits: CreditCheck) -> None:
     if prices.problem is not None:
         say(
             f"m2: could not get prices from the model catalogue ({prices.problem}): estimating"
             " with the config's prices only."
         )
-    if unpriced:
+    priceless = every.unpriced - every.uncounted
+    if priceless:
         say(
-            f"m2: {_plural(unpriced, 'call')} could not be priced (no price known for the model"
-            " and provider, or no token counts), so the estimates are lower bounds: set"
-            " prices.<provider>.input and .output with `m2 config set` to price a provider."
+            f"m2: {_plural(priceless, 'call')} could not be priced (no price known for the model"
+            " and provider), so the estimates are lower bounds: set prices.<provider>.input and"
+            " .output with `m2 config set` to price a provider."
+        )
+    if every.uncounted:
+        say(
+            f"m2: {_plural(every.uncounted, 'call')} had no token counts (the reply was cut off"
+            " before the server sent them), so the estimates are lower bounds."
         )
     if credits.warn:
         say(_warning(credits, lower_bound=month.unpriced > 0))
