@@ -6,15 +6,21 @@ unexpected type is ignored, never a crash.
 A reply that is complete but has no finish reason (a stream that ended with `[DONE]`, a whole
 completion with `finish_reason: null`) splits as a normal stop; `Reply.finish_reason` stays None,
 as received. Only a partial reply splits as a dropped stream.
+
+When the request offered tools, MiniMax-M2's native tool-call blocks in the content (servers
+started without a tool parser pass them through as text) become standard tool calls: taken out
+of the content that goes back as history, kept in `Reply.raw`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import StreamErrorEvent, StreamInterrupted, redact
+from ._native_tools import NativeToolStream, parse_native
 from ._thinking import StreamSplitter, history_content, split_reply
 from ._types import (
     AnswerDelta,
@@ -33,6 +39,9 @@ if TYPE_CHECKING:
 
     from ._profiles import Profile
     from ._thinking import Split
+
+    # A tool's name to its JSON Schema parameters, as the request offered them.
+    ToolSchemas = Mapping[str, Mapping[str, Any]]
 
 
 def reasoning_text(part: Mapping[str, Any]) -> str | None:
@@ -134,6 +143,17 @@ def _first_choice(choices: object) -> Mapping[str, Any] | None:
     return None
 
 
+def tool_schemas(tools: object) -> dict[str, Mapping[str, Any]]:
+    """The `tools` of a request body, as what `parse_native` takes; {} for none."""
+    schemas: dict[str, Mapping[str, Any]] = {}
+    for item in _tool_call_list(tools):
+        function = item.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            parameters = function.get("parameters")
+            schemas[function["name"]] = parameters if isinstance(parameters, dict) else {}
+    return schemas
+
+
 def _arguments(value: object) -> str:
     # Older TGI sends the arguments as a JSON object rather than a JSON string.
     if value is None:
@@ -225,10 +245,15 @@ class ChunkAccumulator:
         provider: str | None = None,
         request_id: str | None = None,
         secret: str | None = None,
+        tools: ToolSchemas | None = None,
     ) -> None:
         self._profile = profile
         self._splitter = StreamSplitter(profile)
         self._tools = _ToolCalls()
+        # Only when tools were offered: a call to anything else stays text.
+        self._native = NativeToolStream(tools) if tools else None
+        self._native_calls: list[ToolCall] = []
+        self._raw: list[str] = []
         self._model = model
         self._provider = provider
         self._request_id = request_id
@@ -263,6 +288,11 @@ class ChunkAccumulator:
 
         content = delta.get("content")
         content = content if isinstance(content, str) else _content_text(content)
+        if content and self._native is not None:
+            self._raw.append(content)
+            step = self._native.feed(content)
+            content = step.text
+            self._take_native(step.calls, events)
         if content:
             self._emit(self._splitter.feed_content(content), events)
 
@@ -272,6 +302,15 @@ class ChunkAccumulator:
             self.started = self.started or bool(tool_deltas)
 
         self.finish_reason = _text(choice.get("finish_reason")) or self.finish_reason
+
+    def _take_native(self, calls: tuple[ToolCall, ...], events: list[StreamEvent]) -> None:
+        """Number native calls after every call so far, and pass each on as one whole delta."""
+        for call in calls:
+            index = len(self._tools.result()) + len(self._native_calls)
+            call = dataclasses.replace(call, index=index)
+            self._native_calls.append(call)
+            events.append(ToolCallDelta(index, call.id, call.name, call.arguments))
+            self.started = True
 
     def _emit(self, deltas: tuple[str, str], events: list[StreamEvent]) -> None:
         thinking, answer = deltas
@@ -297,8 +336,14 @@ class ChunkAccumulator:
             raise StreamInterrupted(
                 "the connection closed before the reply was complete", partial=self.partial()
             )
-        thinking, answer, split = self._splitter.finish(self.finish_reason or "stop")
         events: list[StreamEvent] = []
+        if self._native is not None:
+            # What was held back in case it began a block: calls, or text after all.
+            step = self._native.finish()
+            self._take_native(step.calls, events)
+            if step.text:
+                self._emit(self._splitter.feed_content(step.text), events)
+        thinking, answer, split = self._splitter.finish(self.finish_reason or "stop")
         self._emit((thinking, answer), events)
         return events, self._reply(split)
 
@@ -307,11 +352,13 @@ class ChunkAccumulator:
         return self._reply(self._splitter.split(None))
 
     def _reply(self, split: Split) -> Reply:
+        content = self._splitter.content
         return _build_reply(
             split,
             self._profile,
-            content=self._splitter.content,
-            tool_calls=self._tools.result(),
+            content=content,
+            raw="".join(self._raw) if self._native is not None else content,
+            tool_calls=self._tools.result() + tuple(self._native_calls),
             model=self._model,
             provider=self._provider,
             finish_reason=self.finish_reason,
@@ -327,10 +374,12 @@ def reply_from_completion(
     provider: str | None = None,
     request_id: str | None = None,
     secret: str | None = None,
+    tools: ToolSchemas | None = None,
 ) -> Reply:
     """The reply in a whole (non-streamed) `chat.completion` object.
 
     An `error` object raises `StreamErrorEvent`, with `secret` (the API token) redacted.
+    `tools`: the request's tool schemas, for native tool-call blocks in the content.
     """
     if data.get("error"):
         raise stream_error(data["error"], partial=None, secret=secret)
@@ -342,14 +391,23 @@ def reply_from_completion(
     reasoning = reasoning_text(message) or ""
     finish_reason = _text(choice.get("finish_reason"))
 
-    tools = _ToolCalls()
-    tools.feed(message.get("tool_calls"))
+    calls = _ToolCalls()
+    calls.feed(message.get("tool_calls"))
+    found = calls.result()
+    raw = content
+    if tools:
+        native = parse_native(content, tools)
+        content = native.content
+        found += tuple(
+            dataclasses.replace(call, index=len(found) + at) for at, call in enumerate(native.calls)
+        )
     split = split_reply(content, reasoning, profile, finish_reason or "stop")
     return _build_reply(
         split,
         profile,
         content=content,
-        tool_calls=tools.result(),
+        raw=raw,
+        tool_calls=found,
         model=_text(data.get("model")),
         provider=provider,
         finish_reason=finish_reason,
@@ -363,6 +421,7 @@ def _build_reply(
     profile: Profile,
     *,
     content: str,
+    raw: str,
     tool_calls: tuple[ToolCall, ...],
     model: str | None,
     provider: str | None,
@@ -373,7 +432,7 @@ def _build_reply(
     return Reply(
         text=split.answer,
         thinking=split.thinking,
-        raw=content,
+        raw=raw,
         message=_assistant_message(split, profile, content, tool_calls),
         model=model,
         provider=provider,

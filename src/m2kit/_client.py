@@ -13,12 +13,12 @@ import os
 import socket
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx2
 
-from ._accumulate import ChunkAccumulator, reply_from_completion
+from ._accumulate import ChunkAccumulator, reply_from_completion, tool_schemas
 from ._auth import find_token, is_huggingface_url
 from ._errors import (
     TOKENS_PAGE,
@@ -47,6 +47,7 @@ from ._request import (
 from ._retry import RetryPolicy, RetrySchedule, is_retryable
 from ._routing import parse_model
 from ._stream import AsyncChatStream, ChatStream
+from ._structured import StructuredCall
 from ._types import Done, Notice, ParameterDropped, Reply, StreamEvent, Wait
 from ._version import __version__
 
@@ -54,12 +55,14 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from ._conversation import AsyncConversation, Conversation, Recorder
+    from ._structured import Mode
 
 logger = logging.getLogger("m2kit")
 
 
 Messages = str | Sequence[Mapping[str, Any]]
 NoticeHook = Callable[[Notice], None]
+T = TypeVar("T")
 
 
 def _log_notice(notice: Notice) -> None:
@@ -77,7 +80,8 @@ class _Call:
         self.profile = profile
         self._client = client
         self.attempt_started = time.monotonic()
-        self.accumulator = ChunkAccumulator(self.profile, secret=client._token)
+        self.tools = tool_schemas(request.body.get("tools"))
+        self.accumulator = ChunkAccumulator(self.profile, secret=client._token, tools=self.tools)
         self.done = False
         self.attempts = 0
         self.provider: str | None = None
@@ -89,7 +93,9 @@ class _Call:
         self.attempt_started = time.monotonic()
         self.provider = self.request_id = None
         self._answered = False
-        self.accumulator = ChunkAccumulator(self.profile, secret=self._client._token)
+        self.accumulator = ChunkAccumulator(
+            self.profile, secret=self._client._token, tools=self.tools
+        )
         self.done = False
 
     def begin(self, response: httpx2.Response) -> bool:
@@ -105,6 +111,7 @@ class _Call:
             provider=self.provider,
             request_id=self.request_id,
             secret=self._client._token,
+            tools=self.tools,
         )
         self._log(response.status_code)
         content_type = response.headers.get("content-type", "")
@@ -213,6 +220,7 @@ class _Call:
             provider=self.provider,
             request_id=self.request_id,
             secret=self._client._token,
+            tools=self.tools,
         )
         return [Done(dataclasses.replace(reply, attempts=self.attempts))]
 
@@ -384,6 +392,32 @@ class Client(_BaseClient):
         """Send `messages` (a prompt, or a list of message dicts) and return the whole reply."""
         return _reply(list(self._run(self._call(messages, params, stream=False))))
 
+    def parse(
+        self,
+        messages: Messages,
+        schema: type[T],
+        *,
+        mode: Mode = "json_schema",
+        repairs: int = 1,
+        **params: Unpack[ChatParams],
+    ) -> T:
+        """Ask for an answer that is a JSON value valid for `schema`, and return it validated.
+
+        - `schema`: a pydantic `BaseModel` subclass, or any type pydantic's `TypeAdapter` takes
+          (`list[Model]`, a dataclass, a `TypedDict`).
+        - `mode`: "json_schema" (default) sends the schema as `response_format`; "json_object"
+          asks for any JSON object and puts the schema in the system prompt; None uses the
+          prompt alone, for servers that take no `response_format`.
+        - `repairs`: how many more rounds to ask, when an answer is not valid JSON or does not
+          match, with the reply and what was wrong added to the history (default 1).
+        - Raises `StructuredOutputError` (with the last reply) when no round gave a valid answer.
+        """
+        call = StructuredCall(schema, messages, mode=mode, repairs=repairs, params=params)
+        while True:
+            reply = self.chat(call.messages, **call.params)
+            if call.take(reply):
+                return call.value
+
     def conversation(
         self,
         system: str | None = None,
@@ -466,6 +500,22 @@ class AsyncClient(_BaseClient):
         """Send `messages` and return the whole reply."""
         events = [event async for event in self._run(self._call(messages, params, stream=False))]
         return _reply(events)
+
+    async def parse(
+        self,
+        messages: Messages,
+        schema: type[T],
+        *,
+        mode: Mode = "json_schema",
+        repairs: int = 1,
+        **params: Unpack[ChatParams],
+    ) -> T:
+        """Ask for an answer valid for `schema` and return it validated; see `Client.parse`."""
+        call = StructuredCall(schema, messages, mode=mode, repairs=repairs, params=params)
+        while True:
+            reply = await self.chat(call.messages, **call.params)
+            if call.take(reply):
+                return call.value
 
     def conversation(
         self,

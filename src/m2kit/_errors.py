@@ -14,9 +14,10 @@ M2Error
 │   ├── RateLimitError           429
 │   └── ServerError              5xx
 │       └── ModelLoadingError    503 while the model loads (`estimated_time`)
-└── StreamError                  a stream that started, then failed
-    ├── StreamInterrupted        the connection dropped before the reply was complete
-    └── StreamErrorEvent         the server sent an error object inside the stream
+├── StreamError                  a stream that started, then failed
+│   ├── StreamInterrupted        the connection dropped before the reply was complete
+│   └── StreamErrorEvent         the server sent an error object inside the stream
+└── StructuredOutputError        parse(): no answer matched the schema, repairs included
 ```
 
 `APIError` carries `status`, the server's `message` and the `request_id`; `StreamError` carries the
@@ -213,6 +214,32 @@ class StreamErrorEvent(StreamError):
     def __init__(self, message: str, *, code: object = None, partial: Reply | None = None) -> None:
         super().__init__(message, partial=partial)
         self.code = code
+
+
+class StructuredOutputError(M2Error):
+    """`parse()` found no answer valid for the schema, after its repair rounds.
+
+    `reply` is the last reply; `raw` is its content as received and `text` its answer; `errors` says
+    in one line what was wrong with that answer (invalid JSON, or pydantic's errors).
+    """
+
+    hint = (
+        "Raise repairs=, try another mode=, or use a model and provider that support structured"
+        " output (`m2 models` shows which)."
+    )
+
+    def __init__(self, message: str, *, reply: Reply, errors: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reply = reply
+        self.errors = errors
+
+    @property
+    def raw(self) -> str:
+        return self.reply.raw
+
+    @property
+    def text(self) -> str:
+        return self.reply.text
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
