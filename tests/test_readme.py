@@ -40,6 +40,39 @@ def test_python_example_runs(server: ScriptedServer, tmp_path: Path) -> None:
     assert history[1]["content"] == "Recursion.</think>\n\ndef fact(n): ..."
 
 
+def test_tools_example_runs(server: ScriptedServer, tmp_path: Path) -> None:
+    """If the README's tools example is run against a server, then the tool runs, its result and
+    the step's thinking go back, and parse returns the model."""
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    assert len(blocks) == 2
+    script = tmp_path / "tools_example.py"
+    script.write_text(blocks[1], encoding="utf-8")
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    city = '{"name": "Tokyo", "country": "Japan", "population": 37000000}'
+    server.queue(
+        json_step(completion("Check the sky.</think>\n\n", tool_calls=[call])),
+        json_step(completion("Clear.</think>\n\nNo umbrella needed.")),
+        json_step(completion(f"Tokyo.</think>\n\n```json\n{city}\n```")),
+    )
+
+    env = {"M2_BASE_URL": server.base_url, "PATH": "", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "No umbrella needed. answer 1\nTokyo 37000000\n"
+    second = server.requests[1].json()["messages"]
+    assert second[1]["content"] == "Check the sky.</think>\n\n"
+    assert second[2]["role"] == "tool"
+    assert second[2]["tool_call_id"] == "call_1"
+    assert '"sky": "clear"' in second[2]["content"]
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     """If the README's test command changes, then .ci/run must run the same one."""
     commands = re.findall(r"```console\n\$ (uv run pytest[^\n]*)\n```", README)

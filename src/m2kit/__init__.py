@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._agent import RunEvent, RunResult, ToolStep
 from ._conversation import AsyncConversation, Conversation, Recorder, Turn
 from ._errors import (
     APIError,
@@ -31,6 +32,7 @@ from ._errors import (
     StreamError,
     StreamErrorEvent,
     StreamInterrupted,
+    StructuredOutputError,
 )
 from ._profiles import PROFILE_NAMES, Profile, profile_for, profile_named
 from ._request import ChatParams
@@ -38,6 +40,7 @@ from ._retry import RetryPolicy
 from ._routing import ModelRef, parse_model
 from ._stream import AsyncChatStream, ChatStream
 from ._thinking import Split, StreamSplitter, split_reply
+from ._tools import Tool, ToolArgumentsError, ToolResult, tool
 from ._types import (
     AnswerDelta,
     Done,
@@ -87,6 +90,8 @@ __all__ = [
     "Reply",
     "RequestTimeoutError",
     "RetryPolicy",
+    "RunEvent",
+    "RunResult",
     "ServerError",
     "Split",
     "StreamError",
@@ -94,9 +99,14 @@ __all__ = [
     "StreamEvent",
     "StreamInterrupted",
     "StreamSplitter",
+    "StructuredOutputError",
     "ThinkingDelta",
+    "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
+    "ToolStep",
     "Turn",
     "Usage",
     "UsageUpdate",
@@ -106,6 +116,7 @@ __all__ = [
     "profile_for",
     "profile_named",
     "split_reply",
+    "tool",
 ]
 
 

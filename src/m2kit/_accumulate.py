@@ -253,6 +253,7 @@ class ChunkAccumulator:
         # Only when tools were offered: a call to anything else stays text.
         self._native = NativeToolStream(tools) if tools else None
         self._native_calls: list[ToolCall] = []
+        self._structured_offset: int | None = None  # set by the first standard fragment
         self._raw: list[str] = []
         self._model = model
         self._provider = provider
@@ -297,16 +298,30 @@ class ChunkAccumulator:
             self._emit(self._splitter.feed_content(content), events)
 
         if delta.get("tool_calls"):
-            tool_deltas = self._tools.feed(delta["tool_calls"])
+            tool_deltas = self._tools.feed(self._structured(delta["tool_calls"]))
             events.extend(tool_deltas)
             self.started = self.started or bool(tool_deltas)
 
         self.finish_reason = _text(choice.get("finish_reason")) or self.finish_reason
 
+    def _structured(self, raw: object) -> object:
+        """Standard tool-call fragments, renumbered past any native call that came first, so
+        that two calls never share an index."""
+        if self._structured_offset is None:
+            self._structured_offset = _next_index(tuple(self._native_calls))
+        if not self._structured_offset:
+            return raw
+        renumbered = []
+        for position, item in enumerate(_tool_call_list(raw)):
+            index = _int(item.get("index"))
+            base = position if index is None else index
+            renumbered.append(item | {"index": base + self._structured_offset})
+        return renumbered
+
     def _take_native(self, calls: tuple[ToolCall, ...], events: list[StreamEvent]) -> None:
         """Number native calls after every call so far, and pass each on as one whole delta."""
         for call in calls:
-            index = len(self._tools.result()) + len(self._native_calls)
+            index = _next_index(self._tools.result() + tuple(self._native_calls))
             call = dataclasses.replace(call, index=index)
             self._native_calls.append(call)
             events.append(ToolCallDelta(index, call.id, call.name, call.arguments))
@@ -398,8 +413,9 @@ def reply_from_completion(
     if tools:
         native = parse_native(content, tools)
         content = native.content
+        start = _next_index(found)
         found += tuple(
-            dataclasses.replace(call, index=len(found) + at) for at, call in enumerate(native.calls)
+            dataclasses.replace(call, index=start + at) for at, call in enumerate(native.calls)
         )
     split = split_reply(content, reasoning, profile, finish_reason or "stop")
     return _build_reply(
@@ -414,6 +430,11 @@ def reply_from_completion(
         usage=usage_from(data),
         request_id=request_id,
     )
+
+
+def _next_index(calls: tuple[ToolCall, ...]) -> int:
+    """The index after every call's: servers may number from 1 (TGI), so not their count."""
+    return max((call.index for call in calls), default=-1) + 1
 
 
 def _build_reply(

@@ -8,6 +8,9 @@ What goes back to the model: the system prompt, then for each complete turn the 
 stay in `turns` but are not sent back, except that `include_interrupted=True` sends an
 interrupted turn's partial reply.
 
+`run(text, tools)` is the agent loop (see `_agent`): one turn whose `steps` hold each reply that
+asked for tools and the results sent back; every step goes back in history with its thinking.
+
 `trim_thinking` (default False) removes the thinking of assistant messages before the last user
 message: inline, the text up to and including the first `</think>` (with any leading `<think>`)
 and the whitespace after it; in a field, the field. MiniMax-M2's template drops that thinking
@@ -18,6 +21,7 @@ itself, so trimming only saves prompt tokens; assistant messages after the last 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
 import math
@@ -25,10 +29,19 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
+from ._agent import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_TOOL_TIMEOUT,
+    AgentRun,
+    RunResult,
+    in_call_order,
+    step_from_json,
+    step_to_json,
+)
 from ._errors import ConfigError, StreamError
 from ._stream import AsyncChatStream, ChatStream
 from ._types import (
@@ -44,12 +57,16 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable, Generator
+    from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 
     from typing_extensions import Self, Unpack
 
     # Named in strings in the base classes of Conversation and AsyncConversation.
+    from ._agent import AfterStep, BeforeTool, RunEvent, ToolStep
     from ._client import AsyncClient, Client, _BaseClient  # noqa: F401
+    from ._tools import ToolResult
+
+    _Partial = Callable[[], Reply | None]
     from ._request import ChatParams
     from ._store_rows import StoredConversation
 
@@ -88,6 +105,8 @@ class Turn:
       streams only.
     - `error`: the error's one-line text for failed and interrupted turns.
     - `model`: the model id asked for.
+    - `steps`: for a turn of `run()`, each reply that asked for tools, with the results sent
+      back, before `reply` (the answer).
     """
 
     user: str
@@ -98,6 +117,7 @@ class Turn:
     first_token: float | None
     error: str | None = None
     model: str | None = None
+    steps: tuple[ToolStep, ...] = ()
 
 
 class Recorder(Protocol):
@@ -135,6 +155,9 @@ class _Pending:
     first_token: float | None = None
     ended: bool = False
     partial_saved: float = 0.0  # time.monotonic() of the last save_partial; inf to stop
+    steps: list[ToolStep] = field(default_factory=list)
+    # What has arrived of the reply in progress, for a turn cut short (run() sets it).
+    partial: _Partial | None = None
 
 
 class ConversationBase:
@@ -183,10 +206,7 @@ class ConversationBase:
         if self.system:
             entries.append(({"role": "system", "content": self.system}, None))
         for turn in self.turns:
-            answer = self._answer_sent(turn)
-            if answer is not None:
-                entries.append(({"role": "user", "content": turn.user}, None))
-                entries.append(answer)
+            entries.extend(self._turn_sent(turn))
         if text is not None:
             entries.append(({"role": "user", "content": text}, None))
 
@@ -199,19 +219,38 @@ class ConversationBase:
             for at, (message, source) in enumerate(entries)
         ]
 
+    def _turn_sent(self, turn: Turn) -> list[tuple[Message, ThinkingSource]]:
+        """The messages a turn puts in history (with each one's thinking source); [] when the
+        turn is left out."""
+        answer = self._answer_sent(turn)
+        if answer is None:
+            return []
+        entries: list[tuple[Message, ThinkingSource]] = [
+            ({"role": "user", "content": turn.user}, None)
+        ]
+        for step in turn.steps:
+            entries.append((dict(step.reply.message), step.reply.thinking_source))
+            entries.extend((result.to_message(), None) for result in step.results)
+        entries.append(answer)
+        return entries
+
     def _answer_sent(self, turn: Turn) -> tuple[Message, ThinkingSource] | None:
-        """The assistant message a turn puts in history, or None when the turn is left out."""
+        """The last assistant message a turn puts in history, or None when the turn is left out.
+
+        Tool calls on it have no results (a run stopped at max_steps, a partial reply, a reply
+        to `send` with tools): servers refuse such calls, so they are left out of the message.
+        """
         reply = turn.reply
         if reply is None:
             return None
-        if turn.status == "complete":
+        if turn.status != "complete":
+            if turn.status != "interrupted" or not self.include_interrupted:
+                return None
+            if not (reply.raw.strip() or reply.thinking or turn.steps):
+                return None
+        if not reply.tool_calls and turn.status == "complete":
             return reply.message, reply.thinking_source
-        if turn.status != "interrupted" or not self.include_interrupted:
-            return None
-        if not (reply.raw.strip() or reply.thinking):
-            return None
 
-        # A partial tool call has unfinished arguments and no result: servers refuse it.
         message = {key: value for key, value in reply.message.items() if key != "tool_calls"}
         message["content"] = message.get("content") or ""
         return message, reply.thinking_source
@@ -245,14 +284,11 @@ class ConversationBase:
 
     def _seen(self, pending: _Pending, event: StreamEvent) -> None:
         """Note a streamed event: the first delta's time, and the turn's end at `Done`."""
-        if pending.first_token is None and isinstance(
-            event, (ThinkingDelta, AnswerDelta, ToolCallDelta)
-        ):
-            pending.first_token = time.monotonic() - pending.began
+        _first_token(pending, event)
         if isinstance(event, Done):
             self._end(pending, "complete", event.reply)
 
-    def _keep_partial(self, pending: _Pending, partial: Callable[[], Reply | None]) -> None:
+    def _keep_partial(self, pending: _Pending, partial: _Partial) -> None:
         """Hand the recorder what has arrived, when a second has passed since it last had it."""
         if pending.recorder is None or pending.ended:
             return
@@ -269,6 +305,25 @@ class ConversationBase:
         except Exception as exc:
             _recorder_failed("save_partial", exc)
             pending.partial_saved = math.inf
+
+    def _start_run(
+        self,
+        text: str,
+        max_steps: int,
+        parallel: bool,
+        tool_timeout: float | None,
+        params: ChatParams,
+    ) -> tuple[AgentRun, _Pending]:
+        tools = params.get("tools") or self.params.get("tools") or ()
+        agent = AgentRun(tools, max_steps=max_steps, parallel=parallel, tool_timeout=tool_timeout)
+        offered = params.copy()
+        offered["tools"] = agent.offered()
+        return agent, self._begin(text, offered)
+
+    def _step_seen(self, pending: _Pending, event: StreamEvent, partial: _Partial) -> None:
+        """Note an event of a run's step: its first delta's time, and what has arrived."""
+        _first_token(pending, event)
+        self._keep_partial(pending, partial)
 
     def _end_with(
         self, pending: _Pending, exc: BaseException, partial: Reply | None = None
@@ -307,6 +362,7 @@ class ConversationBase:
             first_token=pending.first_token,
             error=error,
             model=pending.model,
+            steps=tuple(pending.steps),
         )
         self.turns.append(turn)
 
@@ -523,6 +579,98 @@ class Conversation(_ClientConversation["Client"]):
         """Drop the last turn, whatever its status, and send its text again with `send`."""
         return self.send(self._drop_last(), **params)
 
+    def run(
+        self,
+        text: str,
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        parallel: bool = True,
+        tool_timeout: float | None = DEFAULT_TOOL_TIMEOUT,
+        before_tool: BeforeTool | None = None,
+        after_step: AfterStep | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+        **params: Unpack[ChatParams],
+    ) -> RunResult:
+        """Send `text` with `tools` offered and run the tools the model calls, until it answers.
+
+        - `tools` (in `params`, or the conversation's): `@tool` functions (a plain typed
+          function is made one), with different names. Each call's result goes back as a
+          `tool` message; a tool that raises, gets invalid arguments or outlasts its timeout
+          (its own, else `tool_timeout` seconds) sends the error back instead, so the model
+          can recover.
+        - `max_steps` (default 10): model calls at most; a run that reaches it with tools still
+          asked for ends with `stopped == "max_steps"` (and a warning in the log).
+        - `parallel` (default True): the calls of one reply run at once, in threads.
+        - `before_tool(call)`: True runs it, False refuses it (the model is told), a `ToolCall`
+          runs that instead (edited arguments). Asked one call at a time, before any runs.
+        - `after_step(step)`: told of each `ToolStep` once its tools have run.
+        - `on_event(event)`: when given, every step streams and each event reaches it, then
+          each `ToolResult`.
+
+        The whole run is one turn: its `steps`, then the answer. Errors reach the caller after
+        the turn is recorded, with the steps that were taken.
+        """
+        agent, pending = self._start_run(text, max_steps, parallel, tool_timeout, params)
+        try:
+            while True:
+                began = time.monotonic()
+                reply = self._step(pending, agent.messages(pending.messages), on_event)
+                if not agent.wants_tools(reply):
+                    break
+                pending.partial = _already(reply)
+                results = self._run_tools(agent, reply.tool_calls, before_tool)
+                step = agent.add_step(reply, results, time.monotonic() - began)
+                pending.steps.append(step)
+                pending.partial = None
+                if on_event is not None:
+                    for result in results:
+                        on_event(result)
+                if after_step is not None:
+                    after_step(step)
+        except BaseException as exc:
+            self._end_with(pending, exc, _arrived(pending))
+            raise
+        self._end(pending, "complete", reply)
+        return agent.result(reply)
+
+    def _step(
+        self,
+        pending: _Pending,
+        messages: list[Message],
+        on_event: Callable[[RunEvent], None] | None,
+    ) -> Reply:
+        if on_event is None:
+            return self.client.chat(messages, **pending.params)
+
+        stream = self.client.stream(messages, **pending.params)
+        pending.partial = stream.partial
+        reply: Reply | None = None
+        with stream as events:
+            for event in events:
+                self._step_seen(pending, event, stream.partial)
+                on_event(event)
+                if isinstance(event, Done):
+                    reply = event.reply
+        assert reply is not None  # a stream that ends without Done raises
+        return reply
+
+    def _run_tools(
+        self, agent: AgentRun, calls: Sequence[ToolCall], before_tool: BeforeTool | None
+    ) -> list[ToolResult]:
+        from ._tools import run_many_sync
+
+        planned = [
+            agent.decided(call, before_tool(call) if before_tool is not None else True)
+            for call in calls
+        ]
+        ran = run_many_sync(
+            [call for call in planned if call is not None],
+            agent.tools,
+            parallel=agent.parallel,
+            timeout=agent.tool_timeout,
+        )
+        return in_call_order(calls, planned, ran)
+
     def retry_stream(self, **params: Unpack[ChatParams]) -> ChatStream:
         """Drop the last turn now, and stream its text again with `stream`."""
         return self.stream(self._drop_last(), **params)
@@ -563,9 +711,105 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
         """Drop the last turn, whatever its status, and send its text again with `send`."""
         return await self.send(self._drop_last(), **params)
 
+    async def run(
+        self,
+        text: str,
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        parallel: bool = True,
+        tool_timeout: float | None = DEFAULT_TOOL_TIMEOUT,
+        before_tool: BeforeTool | None = None,
+        after_step: AfterStep | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+        **params: Unpack[ChatParams],
+    ) -> RunResult:
+        """`Conversation.run`, awaited: tools run as tasks (sync ones in threads), and
+        `before_tool` and `after_step` may be coroutine functions."""
+        agent, pending = self._start_run(text, max_steps, parallel, tool_timeout, params)
+        try:
+            while True:
+                began = time.monotonic()
+                reply = await self._step(pending, agent.messages(pending.messages), on_event)
+                if not agent.wants_tools(reply):
+                    break
+                pending.partial = _already(reply)
+                results = await self._run_tools(agent, reply.tool_calls, before_tool)
+                step = agent.add_step(reply, results, time.monotonic() - began)
+                pending.steps.append(step)
+                pending.partial = None
+                if on_event is not None:
+                    for result in results:
+                        on_event(result)
+                if after_step is not None:
+                    observed = after_step(step)
+                    if inspect.isawaitable(observed):
+                        await observed
+        except BaseException as exc:
+            self._end_with(pending, exc, _arrived(pending))
+            raise
+        self._end(pending, "complete", reply)
+        return agent.result(reply)
+
+    async def _step(
+        self,
+        pending: _Pending,
+        messages: list[Message],
+        on_event: Callable[[RunEvent], None] | None,
+    ) -> Reply:
+        if on_event is None:
+            return await self.client.chat(messages, **pending.params)
+
+        stream = self.client.stream(messages, **pending.params)
+        pending.partial = stream.partial
+        reply: Reply | None = None
+        async with stream as events:
+            async for event in events:
+                self._step_seen(pending, event, stream.partial)
+                on_event(event)
+                if isinstance(event, Done):
+                    reply = event.reply
+        assert reply is not None  # a stream that ends without Done raises
+        return reply
+
+    async def _run_tools(
+        self, agent: AgentRun, calls: Sequence[ToolCall], before_tool: BeforeTool | None
+    ) -> list[ToolResult]:
+        from ._tools import run_many_async
+
+        planned = []
+        for call in calls:
+            decision = before_tool(call) if before_tool is not None else True
+            if inspect.isawaitable(decision):
+                decision = await decision
+            planned.append(agent.decided(call, decision))
+        ran = await run_many_async(
+            [call for call in planned if call is not None],
+            agent.tools,
+            parallel=agent.parallel,
+            timeout=agent.tool_timeout,
+        )
+        return in_call_order(calls, planned, ran)
+
     def retry_stream(self, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Drop the last turn now, and stream its text again with `stream`."""
         return self.stream(self._drop_last(), **params)
+
+
+def _already(reply: Reply) -> _Partial:
+    return lambda: reply
+
+
+def _arrived(pending: _Pending) -> Reply | None:
+    """What had arrived when a run was cut short: the reply in progress, or the one whose tools
+    were running."""
+    return pending.partial() if pending.partial is not None else None
+
+
+def _first_token(pending: _Pending, event: StreamEvent) -> None:
+    if pending.first_token is None and isinstance(
+        event, (ThinkingDelta, AnswerDelta, ToolCallDelta)
+    ):
+        pending.first_token = time.monotonic() - pending.began
 
 
 def _recorder_failed(hook: str, exc: Exception) -> None:
@@ -604,16 +848,13 @@ def _quoted(text: str) -> str:
 
 def _answer_markdown(turn: Turn, *, thinking: bool) -> list[str]:
     blocks = []
-    reply = turn.reply
-    if reply is not None:
-        if thinking and reply.thinking:
-            blocks.append(f"<details><summary>Thinking</summary>\n\n{reply.thinking}\n\n</details>")
-        if reply.text:
-            blocks.append(reply.text)
-        for call in reply.tool_calls:
-            blocks.append(f"Tool call `{call.name}`:\n\n```json\n{call.arguments}\n```")
-        if reply.cut_while_thinking:
-            blocks.append("*Cut off while thinking: raise max_tokens for an answer.*")
+    for step in turn.steps:
+        blocks.extend(_reply_markdown(step.reply, thinking=thinking))
+        for result in step.results:
+            label = "Error from" if result.error else "Result of"
+            blocks.append(f"{label} `{result.call.name}`:\n\n```\n{result.content}\n```")
+    if turn.reply is not None:
+        blocks.extend(_reply_markdown(turn.reply, thinking=thinking))
 
     if turn.status != "complete":
         label = turn.status.capitalize()
@@ -621,33 +862,49 @@ def _answer_markdown(turn: Turn, *, thinking: bool) -> list[str]:
     return blocks
 
 
+def _reply_markdown(reply: Reply, *, thinking: bool) -> list[str]:
+    blocks = []
+    if thinking and reply.thinking:
+        blocks.append(f"<details><summary>Thinking</summary>\n\n{reply.thinking}\n\n</details>")
+    if reply.text:
+        blocks.append(reply.text)
+    for call in reply.tool_calls:
+        blocks.append(f"Tool call `{call.name}`:\n\n```json\n{call.arguments}\n```")
+    if reply.cut_while_thinking:
+        blocks.append("*Cut off while thinking: raise max_tokens for an answer.*")
+    return blocks
+
+
 def _turn_to_json(turn: Turn) -> dict[str, Any]:
     return {
         "user": turn.user,
-        "reply": None if turn.reply is None else _reply_to_json(turn.reply),
+        "reply": None if turn.reply is None else reply_to_json(turn.reply),
         "status": turn.status,
         "started_at": turn.started_at,
         "latency": turn.latency,
         "first_token": turn.first_token,
         "error": turn.error,
         "model": turn.model,
+        "steps": [step_to_json(step, reply_to_json) for step in turn.steps],
     }
 
 
 def _turn_from_json(data: Mapping[str, Any]) -> Turn:
     return Turn(
         user=str(data["user"]),
-        reply=None if data["reply"] is None else _reply_from_json(data["reply"]),
+        reply=None if data["reply"] is None else reply_from_json(data["reply"]),
         status=_checked(data["status"], _STATUSES, "status"),
         started_at=float(data["started_at"]),
         latency=_seconds(data["latency"]),
         first_token=_seconds(data["first_token"]),
         error=data["error"],
         model=data["model"],
+        # Absent from files saved before agent runs existed.
+        steps=tuple(step_from_json(step, reply_from_json) for step in data.get("steps", ())),
     )
 
 
-def _reply_to_json(reply: Reply) -> dict[str, Any]:
+def reply_to_json(reply: Reply) -> dict[str, Any]:
     return {
         "text": reply.text,
         "thinking": reply.thinking,
@@ -665,7 +922,7 @@ def _reply_to_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-def _reply_from_json(data: Mapping[str, Any]) -> Reply:
+def reply_from_json(data: Mapping[str, Any]) -> Reply:
     return Reply(
         text=str(data["text"]),
         thinking=data["thinking"],

@@ -100,9 +100,17 @@ _V2 = """
 ALTER TABLE messages ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
 """
 
+# Agent runs: a turn's reply row keeps, as JSON, the steps that called tools before the answer,
+# and each of those calls has a usage row of its own, numbered by `step` (NULL: the last call).
+_V3 = """
+ALTER TABLE messages ADD COLUMN steps TEXT;
+ALTER TABLE usage ADD COLUMN step INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "conversations, messages and usage", _V1),
     Migration(2, "superseded turns", _V2),
+    Migration(3, "tool steps", _V3),
 )
 
 # The rowid of each entry is the id of its row in `messages`.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -38,6 +38,8 @@ class ChatParams(TypedDict, total=False):
     - `top_k`: sent only to self-hosted servers; the Hugging Face router rejects it, so there it
       is dropped and a `ParameterDropped` notice says so.
     - `stop`: a string or a list of strings.
+    - `tools`: OpenAI tool schemas, `@tool` functions, or plain typed functions (made tools);
+      `Conversation.run` runs the latter two.
     - `extra_body`: merged into the JSON body last; `extra_headers`: added to the HTTP headers.
     """
 
@@ -48,7 +50,7 @@ class ChatParams(TypedDict, total=False):
     top_k: int | None
     stop: str | Sequence[str] | None
     seed: int | None
-    tools: Sequence[Mapping[str, Any]] | None
+    tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None
     tool_choice: str | Mapping[str, Any] | None
     response_format: Mapping[str, Any] | None
     extra_body: Mapping[str, Any] | None
@@ -63,6 +65,16 @@ class ChatRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     notices: tuple[Notice, ...]
+
+
+def _tool_schemas(tools: Sequence[Mapping[str, Any] | Callable[..., Any]]) -> list[Any]:
+    """The request's `tools`: schemas as given, tools and functions as their schemas."""
+    if all(isinstance(item, Mapping) for item in tools):
+        return list(tools)
+
+    from ._tools import as_tool  # builds schemas with pydantic: only when asked to
+
+    return [item if isinstance(item, Mapping) else as_tool(item).to_openai() for item in tools]
 
 
 def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Message]:
@@ -109,7 +121,7 @@ def build_request(
     body: dict[str, Any] = {"model": model, "messages": normalize_messages(messages)}
     for name in _BODY_PARAMS:
         if values.get(name) is not None:
-            body[name] = list(values[name]) if name == "tools" else values[name]
+            body[name] = _tool_schemas(values[name]) if name == "tools" else values[name]
     if isinstance(body.get("stop"), Sequence) and not isinstance(body["stop"], str):
         body["stop"] = list(body["stop"])
     if stream:

@@ -29,6 +29,7 @@ from ._store_rows import (
     params_json,
     partial_columns,
     reply_columns,
+    step_usage_columns,
     turn_from_row,
     usage_columns,
     usage_from_row,
@@ -55,7 +56,7 @@ SELECT a.*, u.content AS user_text, g.latency, g.first_token, g.retries,
        g.prompt_tokens, g.completion_tokens, g.total_tokens, g.reasoning_tokens
 FROM messages AS a
 JOIN messages AS u ON u.conversation_id = a.conversation_id AND u.turn = a.turn AND u.role = 'user'
-LEFT JOIN usage AS g ON g.message_id = a.id
+LEFT JOIN usage AS g ON g.message_id = a.id AND g.step IS NULL
 WHERE a.conversation_id = ? AND a.role = 'assistant' AND a.superseded = 0
 ORDER BY a.turn
 """
@@ -225,7 +226,10 @@ class Store:
                     " end_turn is called once for each start_turn"
                 )
 
-            usage = usage_columns(turn) | {"conversation_id": conversation.id, "message_id": key}
+            where = {"conversation_id": conversation.id, "message_id": key}
+            for number, step in enumerate(turn.steps):
+                _insert(db, "usage", step_usage_columns(turn, step) | where | {"step": number})
+            usage = usage_columns(turn) | where
             _insert(db, "usage", usage)
             db.execute(
                 "UPDATE conversations SET updated_at = ?, model = coalesce(?, model) WHERE id = ?",

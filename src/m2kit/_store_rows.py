@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, cast
 
-from ._conversation import Turn
+from ._agent import ToolStep, step_from_json, steps_json
+from ._conversation import Turn, reply_from_json, reply_to_json
 from ._errors import redact
 from ._types import Reply, ToolCall, Usage
 
@@ -110,6 +111,7 @@ def reply_columns(turn: Turn) -> dict[str, object]:
         "created_at": turn.started_at,
         "model": turn.model,
         "error": redact(turn.error) if turn.error else None,
+        "steps": steps_json(turn.steps, reply_to_json),
     }
     if reply is None:
         return columns
@@ -157,6 +159,24 @@ def usage_columns(turn: Turn) -> dict[str, object]:
     }
 
 
+def step_usage_columns(turn: Turn, step: ToolStep) -> dict[str, object]:
+    """The usage row's columns for the call of one step of a run (it completed: it had tools)."""
+    usage = step.reply.usage or Usage()
+    return {
+        "created_at": turn.started_at,
+        "model": turn.model or step.reply.model,
+        "provider": step.reply.provider,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "total_tokens": usage.total_tokens,
+        "latency": step.latency,
+        "first_token": None,
+        "outcome": "complete",
+        "retries": step.reply.attempts - 1,
+    }
+
+
 def turn_from_row(row: sqlite3.Row, *, now: float, writing: Set[int]) -> Turn | None:
     """The turn an assistant row (joined with its user row and usage) holds, or None while a live
     process is still writing it. `writing`: the rows this process has yet to end."""
@@ -178,6 +198,9 @@ def turn_from_row(row: sqlite3.Row, *, now: float, writing: Set[int]) -> Turn | 
         first_token=row["first_token"],
         error=error,
         model=row["model"],
+        steps=tuple(
+            step_from_json(step, reply_from_json) for step in json.loads(row["steps"] or "[]")
+        ),
     )
 
 

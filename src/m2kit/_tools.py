@@ -21,6 +21,8 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from ._errors import M2Error
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
     from concurrent.futures import Future
@@ -43,7 +45,7 @@ _MAX_ERRORS = 5
 _MAX_SHOWN = 60
 
 
-class ToolArgumentsError(ValueError):
+class ToolArgumentsError(M2Error, ValueError):
     """The model's arguments were not a JSON object, or did not fit the tool's parameters.
 
     The message is written for the model: it names each bad field and what was expected.
