@@ -385,18 +385,9 @@ class ConversationBase:
 
     def to_json(self) -> dict[str, Any]:
         """Everything needed to rebuild the conversation, as JSON-ready data (`"format": 1`)."""
-        params = {k: v for k, v in self.params.items() if k not in _UNSAVED_PARAMS}
-        return {
-            "format": FORMAT,
-            "id": self.id,
-            "title": self.title,
-            "created_at": self.created_at,
-            "system": self.system,
-            "params": copy.deepcopy(params),
-            "trim_thinking": self.trim_thinking,
-            "include_interrupted": self.include_interrupted,
-            "turns": [_turn_to_json(turn) for turn in self.turns],
-        }
+        return conversation_json(
+            self, trim_thinking=self.trim_thinking, include_interrupted=self.include_interrupted
+        )
 
     def _restore(self, data: Mapping[str, Any]) -> None:
         """Take the state written by `to_json`; ConfigError for another format or bad data."""
@@ -437,14 +428,7 @@ class ConversationBase:
     def to_markdown(self, *, thinking: bool = True) -> str:
         """The conversation as Markdown: prompts as blockquotes, answers as written, thinking
         (unless `thinking=False`) folded in `<details>` blocks, unfinished turns marked."""
-        parts = [f"# {self.title or 'Conversation'}"]
-        if self.system:
-            parts.append(f"**System:**\n\n{_quoted(self.system)}")
-        for turn in self.turns:
-            parts.append("---")
-            parts.append(_quoted(turn.user))
-            parts.extend(_answer_markdown(turn, thinking=thinking))
-        return "\n\n".join(parts) + "\n"
+        return conversation_markdown(self, thinking=thinking)
 
 
 _ClientT = TypeVar("_ClientT", bound="_BaseClient")
@@ -810,6 +794,53 @@ def _first_token(pending: _Pending, event: StreamEvent) -> None:
         event, (ThinkingDelta, AnswerDelta, ToolCallDelta)
     ):
         pending.first_token = time.monotonic() - pending.began
+
+
+class Written(Protocol):
+    """What a conversation's JSON and Markdown are made of (a stored one has it too)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def system(self) -> str | None: ...
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+    @property
+    def turns(self) -> Sequence[Turn]: ...
+
+
+def conversation_json(
+    conversation: Written, *, trim_thinking: bool = False, include_interrupted: bool = False
+) -> dict[str, Any]:
+    """A conversation as the JSON `from_json` reads (`"format": 1`)."""
+    params = {k: v for k, v in conversation.params.items() if k not in _UNSAVED_PARAMS}
+    return {
+        "format": FORMAT,
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "system": conversation.system,
+        "params": copy.deepcopy(params),
+        "trim_thinking": trim_thinking,
+        "include_interrupted": include_interrupted,
+        "turns": [_turn_to_json(turn) for turn in conversation.turns],
+    }
+
+
+def conversation_markdown(conversation: Written, *, thinking: bool = True) -> str:
+    """A conversation as Markdown; see `ConversationBase.to_markdown`."""
+    parts = [f"# {conversation.title or 'Conversation'}"]
+    if conversation.system:
+        parts.append(f"**System:**\n\n{_quoted(conversation.system)}")
+    for turn in conversation.turns:
+        parts.append("---")
+        parts.append(_quoted(turn.user))
+        parts.extend(_answer_markdown(turn, thinking=thinking))
+    return "\n\n".join(parts) + "\n"
 
 
 def _recorder_failed(hook: str, exc: Exception) -> None:

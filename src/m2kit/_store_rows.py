@@ -13,7 +13,13 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, cast
 
 from ._agent import ToolStep, step_from_json, steps_json
-from ._conversation import Turn, reply_from_json, reply_to_json
+from ._conversation import (
+    Turn,
+    conversation_json,
+    conversation_markdown,
+    reply_from_json,
+    reply_to_json,
+)
 from ._errors import redact
 from ._types import Reply, ToolCall, Usage
 
@@ -40,6 +46,14 @@ class StoredConversation:
     model: str | None
     params: ChatParams
     turns: list[Turn]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `Conversation.to_json` writes it: `Conversation.from_json` takes it back."""
+        return conversation_json(self)
+
+    def to_markdown(self, *, thinking: bool = True) -> str:
+        """As `Conversation.to_markdown` writes it."""
+        return conversation_markdown(self, thinking=thinking)
 
 
 @dataclass(frozen=True, slots=True)

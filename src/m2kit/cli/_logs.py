@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._errors import ConfigError, M2Error
 from ._common import open_store
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
     from rich.text import Text
 
-    from .._client import _BaseClient
-    from .._conversation import ConversationBase, Turn
+    from .._conversation import Turn
     from .._store import Store
     from .._store_rows import StoredConversation
 
@@ -146,30 +145,8 @@ def _load(path: Path, conversation_id: str) -> StoredConversation:
         return store.load(found)
 
 
-def _readable(stored: StoredConversation) -> ConversationBase:
-    """A stored conversation as a `ConversationBase`, for its `to_json` and `to_markdown`.
-
-    It has no client: it is only read, never continued (`Conversation.resume` does that).
-    """
-    from .._conversation import ConversationBase
-
-    conversation = ConversationBase(
-        cast("_BaseClient", None),
-        stored.system,
-        recorder=None,
-        trim_thinking=False,
-        include_interrupted=False,
-        params=stored.params,
-    )
-    conversation.id = stored.id
-    conversation.title = stored.title
-    conversation.created_at = stored.created_at
-    conversation.turns = list(stored.turns)
-    return conversation
-
-
 def _export(path: Path, conversation_id: str, form: Literal["md", "json"]) -> None:
-    conversation = _readable(_load(path, conversation_id))
+    conversation = _load(path, conversation_id)
     if form == "json":
         write_json(conversation.to_json())
     else:
@@ -179,7 +156,7 @@ def _export(path: Path, conversation_id: str, form: Literal["md", "json"]) -> No
 def _show(path: Path, conversation_id: str, think: bool, json_output: bool) -> None:
     stored = _load(path, conversation_id)
     if json_output:
-        write_json(_readable(stored).to_json())
+        write_json(stored.to_json())
         return
 
     from rich.text import Text
