@@ -349,6 +349,19 @@ def test_errors_are_one_line_and_the_session_goes_on(server: ScriptedServer, hom
     assert term.leave() == 0
 
 
+def test_an_unknown_model_points_at_slash_model(server: ScriptedServer, home: Path) -> None:
+    """If the server does not serve the model, then the hint names /model, not a flag."""
+    server.queue(error_step(404, {"error": {"message": "model not found"}}))
+
+    result = chat_lines(server, home, "Hi\n", "-m", "acme/missing")
+
+    assert result.returncode == 1
+    assert "model not found" in result.stderr
+    assert "/model NAME" in result.stderr
+    assert "--base-url" not in result.stderr
+    assert "-m " not in result.stderr
+
+
 def test_save_writes_json_and_markdown(server: ScriptedServer, home: Path, tmp_path: Path) -> None:
     """If /save is given a .json and a .md path, then the first holds the conversation as JSON
     and the second as Markdown with the thinking folded."""

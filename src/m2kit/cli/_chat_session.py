@@ -166,7 +166,7 @@ class Session:
         except StreamError as error:
             self.error(error_line(_with_retry_hint(error)))
         except M2Error as error:
-            self.error(error_line(error))
+            self.error(error_line(_in_session(error, router=self.client.is_router)))
         finally:
             if len(self.conversation.turns) > before:
                 self.tally.add(self.conversation.turns[-1])
@@ -185,6 +185,20 @@ class Session:
         if reply.finish_reason == "length":
             self.screen.note("m2: the answer was cut short at its token limit (--max-tokens).")
         self.screen.footer(footer(reply, seconds))
+
+
+def _in_session(error: M2Error, *, router: bool) -> M2Error:
+    """The error with a hint that names what to type here, where flags are out of reach."""
+    from .._errors import ModelNotFoundError
+
+    if isinstance(error, ModelNotFoundError):
+        error.hint = (
+            "Switch with /model NAME; `:provider` suffixes must name a provider serving it"
+            " (`m2 models NAME` lists them)."
+            if router
+            else "Switch with /model NAME to one the server serves (GET /v1/models lists them)."
+        )
+    return error
 
 
 def _with_retry_hint(error: StreamError) -> StreamError:
