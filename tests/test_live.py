@@ -32,3 +32,43 @@ def test_router_streams(live_token: str) -> None:
     assert answer == done.reply.text
     assert "5" in answer
     assert done.reply.usage is not None
+
+
+@m2kit.tool
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+def test_router_runs_a_tool_loop(live_token: str) -> None:
+    """If the real router's MiniMax-M2 is given a tool, then it calls it and answers with the
+    result, its thinking kept in the step that went back."""
+    with m2kit.Client(api_key=live_token) as client:
+        conversation = client.conversation()
+        result = conversation.run(
+            "What is 1234 + 4321? Use the add tool.", tools=[add], max_steps=4, max_tokens=2048
+        )
+
+    assert result.stopped == "answer"
+    assert result.steps
+    assert result.steps[0].results[0].content == "5555"
+    assert "5555" in result.text.replace(",", "")
+
+
+def test_router_parses_structured_output(live_token: str) -> None:
+    """If the real router is asked for a schema, then parse returns a validated object."""
+    import pydantic
+
+    class Capital(pydantic.BaseModel):
+        country: str
+        city: str
+
+    with m2kit.Client(api_key=live_token) as client:
+        found = client.parse("The capital of France, as JSON.", schema=Capital, max_tokens=2048)
+
+    assert found.city.lower() == "paris"
