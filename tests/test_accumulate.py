@@ -325,6 +325,36 @@ def test_parallel_calls_sharing_an_index_are_kept_apart_by_id() -> None:
     )
 
 
+def test_a_call_split_in_two_by_sglang_is_one_call() -> None:
+    """If a call's name comes with empty arguments and its arguments at the next index with no
+    name or id, the start of the object repeated (sglang#23071), then it is one call, whole."""
+    whole = '{"command": "head -100", "description": "Run tests"}'
+    repeated = '{"command": "head -100"' + whole
+    chunks = [
+        chunk(tool_calls=[call(0, "", "call_a", "bash")]),
+        chunk(tool_calls=[{"index": 1, "id": None, "function": {"name": None, "arguments": ""}}]),
+        chunk(tool_calls=[call(1, repeated[:30])]),
+        chunk(tool_calls=[call(1, repeated[30:])]),
+        chunk(finish_reason="tool_calls"),
+    ]
+
+    _, reply = feed(chunks)
+
+    assert reply.tool_calls == (ToolCall("call_a", "bash", whole, 0),)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"a": 1}', '{"a": "{"}', '{"a": 1', '{"a"{"b": 2}', "", '{"x": "{\\"x\\": 1}"}'],
+)
+def test_arguments_are_kept_unless_a_repeated_start_explains_them(arguments: str) -> None:
+    """If arguments are JSON, or are not JSON in any other way than a repeated start, then they
+    are kept exactly as sent."""
+    _, reply = feed([chunk(tool_calls=[call(0, arguments, "call_a", "f")])])
+
+    assert reply.tool_calls[0].arguments == arguments
+
+
 def test_a_repeated_id_joins_its_call() -> None:
     """If every fragment of a call repeats its id, then the fragments still make one call."""
     chunks = [chunk(tool_calls=[call(0, part, "call_a", "f")]) for part in ('{"a": ', "1}")]

@@ -143,6 +143,29 @@ def _first_choice(choices: object) -> Mapping[str, Any] | None:
     return None
 
 
+def _without_repeated_start(arguments: str) -> str:
+    """The arguments, or, when they are not JSON because a server sent the start of the object
+    and then the whole object again (sglang#23071), the whole object."""
+    try:
+        json.loads(arguments)
+    except ValueError:
+        pass
+    else:
+        return arguments
+    at = arguments.find("{", 1)
+    while at > 0:
+        whole = arguments[at:]
+        if whole.startswith(arguments[:at]):
+            try:
+                json.loads(whole)
+            except ValueError:
+                pass
+            else:
+                return whole
+        at = arguments.find("{", at + 1)
+    return arguments
+
+
 def tool_schemas(tools: object) -> dict[str, Mapping[str, Any]]:
     """The `tools` of a request body, as what `parse_native` takes; {} for none."""
     schemas: dict[str, Mapping[str, Any]] = {}
@@ -184,7 +207,8 @@ class _ToolCalls:
     """Tool-call fragments joined into calls; the first non-empty id and name of each win.
 
     A fragment joins the latest call at its index, unless it brings both a function name and an id
-    other than that call's: then it starts a new call.
+    other than that call's: then it starts a new call. A fragment at an index not seen before
+    that has neither a name nor an id cannot start a call: it continues the latest call.
     """
 
     def __init__(self) -> None:
@@ -204,6 +228,10 @@ class _ToolCalls:
             arguments = _arguments(function.get("arguments"))
 
             call = self._latest.get(index)
+            if call is None and not (name or call_id) and self._calls:
+                # SGLang's MiniMax-M2 parser can split one call in two, the second part with
+                # no name or id at the next index (sglang#23071).
+                call = self._latest[index] = self._calls[-1]
             # A new call needs a new id and its name: some servers send a fresh id on every
             # fragment of one call (poolsideai/pool#9), others run parallel calls at one index.
             if call is None or (name and call_id and call.id and call_id != call.id):
@@ -222,7 +250,7 @@ class _ToolCalls:
             ToolCall(
                 id=call.id or f"call_{call.index}",
                 name=call.name,
-                arguments="".join(call.arguments),
+                arguments=_without_repeated_start("".join(call.arguments)),
                 index=call.index,
             )
             for call in sorted(calls, key=lambda call: call.index)
