@@ -361,6 +361,16 @@ def test_empty_arguments() -> None:
         add.arguments(call("add", ""))
 
 
+def test_python_repr_arguments_are_read() -> None:
+    """If a server sends the arguments as a Python repr (mlx-openai-server#124), then they are
+    read as the object they spell, and a repr of anything else is still refused."""
+    assert add.arguments(call("add", "{'a': 1, 'b': 2}")) == {"a": 1, "b": 2}
+    with pytest.raises(ToolArgumentsError, match="not valid JSON"):
+        add.arguments(call("add", "[1, 2"))
+    with pytest.raises(ToolArgumentsError, match="not valid JSON"):
+        add.arguments(call("add", "__import__('os').getcwd()"))
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

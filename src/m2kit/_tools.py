@@ -299,6 +299,10 @@ def _decode(tool_name: str, text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        # Some servers send a Python repr of the arguments (mlx-openai-server#124).
+        literal = _python_literal(text)
+        if isinstance(literal, dict):
+            return literal
         raise ToolArgumentsError(
             f"Invalid arguments for {tool_name}: not valid JSON ({exc.msg} at character"
             f" {exc.pos}); send one JSON object"
@@ -311,6 +315,15 @@ def _decode(tool_name: str, text: str) -> dict[str, Any]:
             f" got {_shown(data)}"
         )
     return data
+
+
+def _python_literal(text: str) -> object:
+    import ast
+
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def _problems(exc: ValidationError, params: Iterable[str]) -> str:
