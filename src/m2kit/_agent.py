@@ -45,11 +45,13 @@ DENIED = "Error: this call was not allowed; do not try it again in the same form
 @dataclass(frozen=True, slots=True)
 class ToolStep:
     """One step of a run that called tools: the reply that asked, and each call's result, in
-    the order of the calls. `latency`: seconds from sending to the end of the reply."""
+    the order of the calls. `latency`: seconds from sending to the end of the reply;
+    `first_token`: to its first delta, when it streamed."""
 
     reply: Reply
     results: tuple[ToolResult, ...]
     latency: float | None = None
+    first_token: float | None = None
 
     def messages(self) -> list[Message]:
         """The step as history: the assistant message, then one `tool` message per call."""
@@ -148,9 +150,13 @@ class AgentRun:
         )
 
     def add_step(
-        self, reply: Reply, results: Sequence[ToolResult], latency: float | None
+        self,
+        reply: Reply,
+        results: Sequence[ToolResult],
+        latency: float | None,
+        first_token: float | None,
     ) -> ToolStep:
-        step = ToolStep(reply, tuple(results), latency)
+        step = ToolStep(reply, tuple(results), latency, first_token)
         self.steps.append(step)
         return step
 
@@ -185,6 +191,7 @@ def step_to_json(step: ToolStep, reply_to_json: Callable[[Reply], Any]) -> dict[
             for result in step.results
         ],
         "latency": step.latency,
+        "first_token": step.first_token,
     }
 
 
@@ -198,8 +205,16 @@ def step_from_json(data: Any, reply_from_json: Callable[[Any], Reply]) -> ToolSt
         )
         for item in data["results"]
     )
-    latency = data.get("latency")
-    return ToolStep(reply_from_json(data["reply"]), results, None if latency is None else latency)
+    return ToolStep(
+        reply_from_json(data["reply"]),
+        results,
+        _seconds(data.get("latency")),
+        _seconds(data.get("first_token")),
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def steps_json(steps: Sequence[ToolStep], reply_to_json: Callable[[Reply], Any]) -> str | None:

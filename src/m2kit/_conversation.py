@@ -43,6 +43,7 @@ from ._agent import (
     step_to_json,
 )
 from ._errors import ConfigError, StreamError
+from ._request import offered_tools
 from ._stream import AsyncChatStream, ChatStream
 from ._types import (
     AnswerDelta,
@@ -100,9 +101,10 @@ class Turn:
     - `status`: "complete", "interrupted" (the stream dropped or failed, Ctrl-C, the caller
       closed it) or "failed" (any other error; no reply).
     - `started_at`: `time.time()` when the request was sent.
-    - `latency`: seconds from sending to the end of the reply (or to the failure).
+    - `latency`: seconds from sending to the end of the reply (or to the failure); for a run,
+      of its last call (each step has its own).
     - `first_token`: seconds from sending to the first thinking, answer or tool-call delta;
-      streams only.
+      streams only; for a run, of its last call.
     - `error`: the error's one-line text for failed and interrupted turns.
     - `model`: the model id asked for.
     - `steps`: for a turn of `run()`, each reply that asked for tools, with the results sent
@@ -319,6 +321,13 @@ class ConversationBase:
         offered = params.copy()
         offered["tools"] = agent.offered()
         return agent, self._begin(text, offered)
+
+    @staticmethod
+    def _next_call(pending: _Pending) -> tuple[float, float | None]:
+        """The timings of the call that just ended; the turn's own are the last call's."""
+        timings = (time.monotonic() - pending.began, pending.first_token)
+        pending.first_token = None
+        return timings
 
     def _step_seen(self, pending: _Pending, event: StreamEvent, partial: _Partial) -> None:
         """Note an event of a run's step: its first delta's time, and what has arrived."""
@@ -597,15 +606,16 @@ class Conversation(_ClientConversation["Client"]):
         agent, pending = self._start_run(text, max_steps, parallel, tool_timeout, params)
         try:
             while True:
-                began = time.monotonic()
                 reply = self._step(pending, agent.messages(pending.messages), on_event)
                 if not agent.wants_tools(reply):
                     break
+                latency, first_token = self._next_call(pending)
                 pending.partial = _already(reply)
                 results = self._run_tools(agent, reply.tool_calls, before_tool)
-                step = agent.add_step(reply, results, time.monotonic() - began)
+                step = agent.add_step(reply, results, latency, first_token)
                 pending.steps.append(step)
                 pending.partial = None
+                pending.began = time.monotonic()
                 if on_event is not None:
                     for result in results:
                         on_event(result)
@@ -712,15 +722,16 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
         agent, pending = self._start_run(text, max_steps, parallel, tool_timeout, params)
         try:
             while True:
-                began = time.monotonic()
                 reply = await self._step(pending, agent.messages(pending.messages), on_event)
                 if not agent.wants_tools(reply):
                     break
+                latency, first_token = self._next_call(pending)
                 pending.partial = _already(reply)
                 results = await self._run_tools(agent, reply.tool_calls, before_tool)
-                step = agent.add_step(reply, results, time.monotonic() - began)
+                step = agent.add_step(reply, results, latency, first_token)
                 pending.steps.append(step)
                 pending.partial = None
+                pending.began = time.monotonic()
                 if on_event is not None:
                     for result in results:
                         on_event(result)
@@ -796,6 +807,15 @@ def _first_token(pending: _Pending, event: StreamEvent) -> None:
         pending.first_token = time.monotonic() - pending.began
 
 
+def saved_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as a file or the store keeps them: no headers (where a key would go), and
+    tools as their schemas (a function cannot be written down; `run` takes tools again)."""
+    kept = {name: value for name, value in params.items() if name not in _UNSAVED_PARAMS}
+    if kept.get("tools"):
+        kept["tools"] = offered_tools(kept["tools"])
+    return kept
+
+
 class Written(Protocol):
     """What a conversation's JSON and Markdown are made of (a stored one has it too)."""
 
@@ -817,7 +837,7 @@ def conversation_json(
     conversation: Written, *, trim_thinking: bool = False, include_interrupted: bool = False
 ) -> dict[str, Any]:
     """A conversation as the JSON `from_json` reads (`"format": 1`)."""
-    params = {k: v for k, v in conversation.params.items() if k not in _UNSAVED_PARAMS}
+    params = saved_params(conversation.params)
     return {
         "format": FORMAT,
         "id": conversation.id,

@@ -67,8 +67,8 @@ class ChatRequest:
     notices: tuple[Notice, ...]
 
 
-def _tool_schemas(tools: Sequence[Mapping[str, Any] | Callable[..., Any]]) -> list[Any]:
-    """The request's `tools`: schemas as given, tools and functions as their schemas."""
+def offered_tools(tools: Sequence[Mapping[str, Any] | Callable[..., Any]]) -> list[Any]:
+    """A request's `tools`: schemas as given, tools and functions as their schemas."""
     if all(isinstance(item, Mapping) for item in tools):
         return list(tools)
 
@@ -121,7 +121,7 @@ def build_request(
     body: dict[str, Any] = {"model": model, "messages": normalize_messages(messages)}
     for name in _BODY_PARAMS:
         if values.get(name) is not None:
-            body[name] = _tool_schemas(values[name]) if name == "tools" else values[name]
+            body[name] = offered_tools(values[name]) if name == "tools" else values[name]
     if isinstance(body.get("stop"), Sequence) and not isinstance(body["stop"], str):
         body["stop"] = list(body["stop"])
     if stream:

@@ -19,6 +19,7 @@ from ._conversation import (
     conversation_markdown,
     reply_from_json,
     reply_to_json,
+    saved_params,
 )
 from ._errors import redact
 from ._types import Reply, ToolCall, Usage
@@ -100,9 +101,7 @@ class UsageRow:
 
 
 def params_json(params: Mapping[str, object]) -> str:
-    # Headers are never stored: they are where a caller would put a key.
-    kept = {name: value for name, value in params.items() if name != "extra_headers"}
-    return json.dumps(kept, ensure_ascii=False, sort_keys=True, default=_plain)
+    return json.dumps(saved_params(params), ensure_ascii=False, sort_keys=True, default=_plain)
 
 
 def params_from_json(text: str) -> ChatParams:
@@ -185,7 +184,7 @@ def step_usage_columns(turn: Turn, step: ToolStep) -> dict[str, object]:
         "reasoning_tokens": usage.reasoning_tokens,
         "total_tokens": usage.total_tokens,
         "latency": step.latency,
-        "first_token": None,
+        "first_token": step.first_token,
         "outcome": "complete",
         "retries": step.reply.attempts - 1,
     }
