@@ -627,6 +627,22 @@ def test_after_step_sees_each_step_once_its_tools_ran(agent: Agent) -> None:
     assert [len(step.results) for step in seen] == [1, 1]
 
 
+def test_before_tool_may_not_change_the_tool(agent: Agent) -> None:
+    """If before_tool returns a call to another tool, then ConfigError says it may edit only
+    the arguments, and no tool runs."""
+    log: Log = []
+    agent.server.queue(asks(WEATHER), answers("Unused."))
+
+    def before_tool(found: ToolCall) -> ToolCall:
+        return dataclasses.replace(found, name="add", arguments='{"a": 1, "b": 2}')
+
+    _, error = agent.run(PROMPT, tools=weather_and_add(log), before_tool=before_tool)
+
+    assert isinstance(error, ConfigError)
+    assert "not the tool" in str(error)
+    assert log == []
+
+
 def test_before_tool_with_a_bad_answer_fails_the_turn(agent: Agent) -> None:
     """If before_tool returns neither a bool nor a ToolCall, then ConfigError says what to return
     and the turn is failed."""

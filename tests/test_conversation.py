@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from _server import ScriptedServer
     from m2kit import Message
+    from m2kit._agent import ToolStep
 
 M2 = "MiniMaxAI/MiniMax-M2"
 PLAIN = "meta-llama/Llama-3.3-70B-Instruct"
@@ -398,7 +399,14 @@ class ListRecorder:
             raise RuntimeError("disk full")
         return f"key-{len(self.calls)}"
 
-    def save_partial(self, conversation: ConversationBase, key: object, partial: Reply) -> None:
+    def save_partial(
+        self,
+        conversation: ConversationBase,
+        key: object,
+        partial: Reply | None,
+        steps: tuple[ToolStep, ...],
+    ) -> None:
+        assert partial is not None  # only a run saves steps alone
         self.calls.append(("partial", key, partial.raw))
         if self.fail_in == "save_partial":
             raise RuntimeError("disk full")

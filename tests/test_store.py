@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -18,10 +19,12 @@ import pytest
 from _server import chunk, completion, error_step, json_step, stream_step
 from _store_worker import MODEL, PARTIAL, Chat, answer, complete
 from m2kit import BadRequestError, Client, ConfigError, RetryPolicy, StreamInterrupted
+from m2kit._agent import ToolStep
 from m2kit._conversation import Conversation, Turn
 from m2kit._migrations import MIGRATIONS, latest_version
 from m2kit._store import Store, default_db_path, migrate
 from m2kit._store_rows import DIED
+from m2kit._tools import ToolResult
 from m2kit._types import Reply, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -413,6 +416,25 @@ def test_a_pending_row_with_our_pid_from_an_earlier_process_is_interrupted(store
     db.close()
     (turn,) = store.load("c1").turns
     assert (turn.user, turn.status, turn.error) == ("left by an earlier run", "interrupted", DIED)
+
+
+def test_a_run_cut_short_keeps_its_steps(store: Store) -> None:
+    """If a run's process dies after a step was saved, then the turn reads as interrupted with
+    that step: the reply that asked for the tool and the tool's result."""
+    chat = Chat("c1")
+    call = ToolCall("call_1", "add", '{"a": 2, "b": 3}')
+    asked = dataclasses.replace(answer(""), tool_calls=(call,), finish_reason="tool_calls")
+    step = ToolStep(asked, (ToolResult(call, "5", error=False, elapsed=0.01),), 0.5, 0.1)
+    key = store.start_turn(chat, "What is 2 + 3?")
+
+    store.save_partial(chat, key, None, (step,))
+    with sqlite3.connect(store.path) as db:  # as if this process had restarted: not its row
+        db.execute("UPDATE messages SET id = id + 1000 WHERE id = ?", (key,))
+    db.close()
+
+    (turn,) = store.load("c1").turns
+    assert (turn.status, turn.reply, turn.error) == ("interrupted", None, DIED)
+    assert turn.steps == (step,)
 
 
 def test_save_partial_leaves_an_ended_turn_alone(store: Store) -> None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("m2kit")
 
 #: What a `before_tool` hook answers: True runs the call, False refuses it (the model is told),
-#: a ToolCall runs that one instead (edited arguments; the id must stay).
+#: a ToolCall runs that one instead (edited arguments; same tool, and the call's id is kept).
 Decision = bool | ToolCall
 BeforeTool = Callable[[ToolCall], Decision | Awaitable[Decision]]
 AfterStep = Callable[["ToolStep"], Awaitable[None] | None]
@@ -140,6 +140,12 @@ class AgentRun:
     def decided(self, call: ToolCall, decision: object) -> ToolCall | None:
         """The call to run after `before_tool` answered, or None when it was refused."""
         if isinstance(decision, ToolCall):
+            if decision.name != call.name:
+                # The result goes back under the call's id: it must answer the call made.
+                raise ConfigError(
+                    f"before_tool turned a call to {call.name!r} into one to {decision.name!r}:"
+                    " it may edit the arguments, not the tool"
+                )
             return dataclasses.replace(decision, id=call.id, index=call.index)
         if decision is True or decision is None:
             return call

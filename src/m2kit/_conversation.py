@@ -127,7 +127,8 @@ class Recorder(Protocol):
 
     `start_turn` is called before each request and returns a key of the recorder's choosing;
     `save_partial` is called with that key at most once a second while a reply streams, with
-    what has arrived (so a process killed mid-reply can leave it behind); `end_turn` is called
+    what has arrived (so a process killed mid-reply can leave it behind), and in a run after
+    each step, with the steps so far and no reply; `end_turn` is called
     once with the key when the turn has ended, whatever the outcome. A hook that raises is logged
     as a warning and never costs the caller the reply; when `start_turn` raised, the others are
     not called for that turn, and when `save_partial` raised, it is not called again for it.
@@ -135,7 +136,13 @@ class Recorder(Protocol):
 
     def start_turn(self, conversation: ConversationBase, user: str) -> object: ...
 
-    def save_partial(self, conversation: ConversationBase, key: object, partial: Reply) -> None: ...
+    def save_partial(
+        self,
+        conversation: ConversationBase,
+        key: object,
+        partial: Reply | None,
+        steps: tuple[ToolStep, ...],
+    ) -> None: ...
 
     def end_turn(self, conversation: ConversationBase, key: object, turn: Turn) -> None: ...
 
@@ -290,20 +297,23 @@ class ConversationBase:
         if isinstance(event, Done):
             self._end(pending, "complete", event.reply)
 
-    def _keep_partial(self, pending: _Pending, partial: _Partial) -> None:
-        """Hand the recorder what has arrived, when a second has passed since it last had it."""
+    def _keep_partial(self, pending: _Pending, partial: _Partial | None) -> None:
+        """Hand the recorder what has arrived, when a second has passed since it last had it;
+        with no `partial`, at once: a run's steps so far."""
         if pending.recorder is None or pending.ended:
             return
         now = time.monotonic()
-        if now - pending.partial_saved < PARTIAL_EVERY:
+        if partial is not None and now - pending.partial_saved < PARTIAL_EVERY:
             return
 
-        pending.partial_saved = now
-        reply = partial()
-        if reply is None:
-            return
+        reply = None
+        if partial is not None:
+            pending.partial_saved = now
+            reply = partial()
+            if reply is None:
+                return
         try:
-            pending.recorder.save_partial(self, pending.key, reply)
+            pending.recorder.save_partial(self, pending.key, reply, tuple(pending.steps))
         except Exception as exc:
             _recorder_failed("save_partial", exc)
             pending.partial_saved = math.inf
@@ -615,6 +625,7 @@ class Conversation(_ClientConversation["Client"]):
                 step = agent.add_step(reply, results, latency, first_token)
                 pending.steps.append(step)
                 pending.partial = None
+                self._keep_partial(pending, None)
                 pending.began = time.monotonic()
                 if on_event is not None:
                     for result in results:
@@ -731,6 +742,7 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
                 step = agent.add_step(reply, results, latency, first_token)
                 pending.steps.append(step)
                 pending.partial = None
+                self._keep_partial(pending, None)
                 pending.began = time.monotonic()
                 if on_event is not None:
                     for result in results:

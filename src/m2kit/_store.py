@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._conversation import title_of
+from ._agent import steps_json
+from ._conversation import reply_to_json, title_of
 from ._errors import ConfigError
 from ._migrations import MIGRATIONS, MIGRATIONS_TABLE, SEARCH_INDEX, Migration
 from ._store_rows import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from types import TracebackType
 
+    from ._agent import ToolStep
     from ._conversation import Turn
     from ._types import Reply
 
@@ -179,10 +181,18 @@ class Store:
             _WRITING.setdefault(self._file, set()).add(key)
         return key
 
-    def save_partial(self, conversation: ConversationInfo, key: object, partial: Reply) -> None:
-        """Keep what has arrived of a reply in its pending row, so that a process killed before
-        `end_turn` leaves it behind. A row that has ended is not touched."""
-        columns = partial_columns(partial)
+    def save_partial(
+        self,
+        conversation: ConversationInfo,
+        key: object,
+        partial: Reply | None,
+        steps: tuple[ToolStep, ...] = (),
+    ) -> None:
+        """Keep what has arrived of a reply, and a run's steps so far, in its pending row, so
+        that a process killed before `end_turn` leaves them behind. A row that has ended is not
+        touched."""
+        columns = partial_columns(partial) if partial is not None else {}
+        columns["steps"] = steps_json(steps, reply_to_json)
         assignments = ", ".join(f"{name} = :{name}" for name in columns)
         with self._transaction() as db:
             db.execute(
