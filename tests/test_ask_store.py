@@ -190,11 +190,14 @@ def _pending_content(path: Path) -> str | None:
     """The raw content kept so far in the store's pending reply, read as another process would."""
     if not path.exists():
         return None
-    with sqlite3.connect(path, timeout=10) as db:
-        row = db.execute(
-            "SELECT content FROM messages WHERE role = 'assistant' AND status = 'pending'"
-        ).fetchone()
-    db.close()
+    try:
+        with sqlite3.connect(path, timeout=10) as db:
+            row = db.execute(
+                "SELECT content FROM messages WHERE role = 'assistant' AND status = 'pending'"
+            ).fetchone()
+        db.close()
+    except sqlite3.OperationalError:  # the file exists, its tables not yet
+        return None
     return row[0] if row else None
 
 
@@ -261,3 +264,24 @@ def test_two_m2_processes_write_one_store_at_once(server: ScriptedServer, home: 
         turns = [turn for s in summaries for turn in store.load(s.id).turns]
     assert sorted(turn.user for turn in turns) == ["First?", "Second?"]
     assert [turn.status for turn in turns] == ["complete", "complete"]
+
+
+def test_a_store_that_fails_to_record_costs_no_answer(server: ScriptedServer, home: Path) -> None:
+    """If the store refuses to record the turn, then the answer still prints and one m2 warning
+    line says why."""
+    server.queue(stream_step(FIRST), stream_step(FIRST))
+    assert m2(server, "ask", "Name a prime.").returncode == 0
+    with sqlite3.connect(home / "m2.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk quota"
+            " exceeded'); END"
+        )
+    db.close()
+
+    result = m2(server, "ask", "Another?")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "2 is prime.\n"
+    (warning,) = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warning.startswith("m2: warning: the conversation recorder failed in start_turn")
+    assert "disk quota exceeded" in warning

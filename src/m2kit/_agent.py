@@ -131,7 +131,8 @@ class AgentRun:
     def result(self, reply: Reply) -> RunResult:
         stopped: Stopped = "max_steps" if reply.tool_calls else "answer"
         if stopped == "max_steps":
-            logger.warning(
+            # Info, not a warning: RunResult.stopped says it to the caller, who says it best.
+            logger.info(
                 "the run stopped after %d model calls with tools still asked for: raise max_steps",
                 self.calls_made,
             )

@@ -602,7 +602,7 @@ class Conversation(_ClientConversation["Client"]):
           (its own, else `tool_timeout` seconds) sends the error back instead, so the model
           can recover.
         - `max_steps` (default 10): model calls at most; a run that reaches it with tools still
-          asked for ends with `stopped == "max_steps"` (and a warning in the log).
+          asked for ends with `stopped == "max_steps"`.
         - `parallel` (default True): the calls of one reply run at once, in threads.
         - `before_tool(call)`: True runs it, False refuses it (the model is told), a `ToolCall`
           runs that instead (edited arguments). Asked one call at a time, before any runs.

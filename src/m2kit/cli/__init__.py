@@ -51,4 +51,19 @@ def app() -> None:
 
 def main() -> None:
     """The `m2` entry point."""
+    _warnings_to_stderr()
     app()
+
+
+def _warnings_to_stderr() -> None:
+    """The library's warnings (a store that failed to record a turn, say) as `m2:` lines;
+    without this, Python's last-resort handler prints them bare."""
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("m2: warning: %(message)s"))
+    logger = logging.getLogger("m2kit")
+    logger.addHandler(handler)
+    logger.propagate = False
