@@ -1,26 +1,33 @@
-"""`m2 ask`: one question, one streamed answer."""
+"""`m2 ask`: one question, one answer: streamed, or as checked JSON (--schema, --json-mode).
+
+With tools the run is `_ask_tools`'s.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from .._errors import ConfigError, StreamError, StreamErrorEvent
+from .._errors import ConfigError, StreamError, StreamErrorEvent, StructuredOutputError
+from .._types import AnswerDelta, ThinkingDelta
 from ._common import logging_enabled, open_store, settings
 from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_json
 from ._render import StreamRenderer, describe_notice, footer, reply_json, show_whole, write_raw
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from .._client import Client
     from .._conversation import Conversation
     from .._request import ChatParams
     from .._store import Store
+    from .._tools import Tool
     from .._types import Notice, Reply
     from ._common import Settings
 
@@ -55,6 +62,48 @@ class AskOptions:
     include_interrupted: bool
     no_log: bool
     db: str | None
+    schema: str | None
+    json_mode: bool
+    repairs: int
+    tools: tuple[str, ...]
+    functions: str | None
+    max_steps: int
+    yes: bool
+
+    @property
+    def structured(self) -> bool:
+        return self.schema is not None or self.json_mode
+
+    @property
+    def with_tools(self) -> bool:
+        return bool(self.tools) or self.functions is not None
+
+    @property
+    def streams_answer(self) -> bool:
+        """Whether the answer goes to stdout as it arrives (the other modes print at the end)."""
+        quiet = self.raw or self.json_output or self.structured or self.with_tools
+        return self.stream and not quiet
+
+    def check(self) -> None:
+        """Refuse options that cannot go together."""
+        outputs = [
+            flag
+            for flag, given in (
+                ("--schema", self.schema is not None),
+                ("--json-mode", self.json_mode),
+                ("--json", self.json_output),
+                ("--raw", self.raw),
+            )
+            if given
+        ]
+        if len(outputs) > 1:
+            raise ConfigError(f"{' and '.join(outputs)} cannot be used together: choose one")
+        if self.structured and self.with_tools:
+            flag = outputs[0]
+            raise ConfigError(
+                f"{flag} cannot be used with tools (-T, --functions)",
+                hint="Ask for the structured answer in a second m2 ask -c call.",
+            )
 
 
 def read_prompt(prompt: str | None) -> str:
@@ -99,7 +148,22 @@ def _params(options: AskOptions, chosen: Settings) -> ChatParams:
     }
 
 
-def _ask(options: AskOptions) -> Reply:
+class Notices:
+    """The client's notices (waits, dropped parameters), drawn around the renderer on screen."""
+
+    def __init__(self) -> None:
+        self.renderer: StreamRenderer | None = None
+
+    def __call__(self, notice: Notice) -> None:
+        if self.renderer is not None:
+            self.renderer.notice(describe_notice(notice))
+        else:
+            say(describe_notice(notice), dim=True)
+
+
+def _ask(options: AskOptions) -> Reply | int:
+    """The final reply, or the exit code when m2 has already said why there is none."""
+    options.check()
     prompt = read_prompt(options.prompt)
     chosen = settings(
         model=options.model,
@@ -112,21 +176,33 @@ def _ask(options: AskOptions) -> Reply:
         timeout=options.timeout,
         profile=options.profile,
     )
-    renderer: StreamRenderer | None = None
+    tools = _tools(options)
+    notices = Notices()
 
-    def notice(notice: Notice) -> None:
-        if renderer is not None:
-            renderer.notice(describe_notice(notice))
-        else:
-            say(describe_notice(notice), dim=True)
-
-    with chosen.client(notice) as client, _store_for(options) as store:
+    with chosen.client(notices) as client, _store_for(options) as store:
         conversation = _conversation(client, store, options, chosen)
+        if tools:
+            from ._ask_tools import run_with_tools
+
+            return run_with_tools(conversation, prompt, tools, options, notices)
+        if options.structured:
+            return _structured(conversation, prompt, options, notices)
+
         renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
+        notices.renderer = renderer
         try:
             return _receive(conversation, options, prompt, renderer)
         finally:
             renderer.end()
+
+
+def _tools(options: AskOptions) -> list[Tool[..., Any]]:
+    # Loaded before the first request, so that a broken functions file costs no tokens.
+    if not options.with_tools:
+        return []
+    from ._ask_tools import load_tools
+
+    return load_tools(options.tools, options.functions)
 
 
 @contextlib.contextmanager
@@ -195,6 +271,225 @@ def _receive(
         return renderer.play(events)
 
 
+def _structured(
+    conversation: Conversation, prompt: str, options: AskOptions, notices: Notices
+) -> Reply:
+    """Ask for a JSON answer, with repair rounds, and print it; each round is a turn."""
+    from .._structured import NoJSONError, extract_json, repair_message
+
+    if options.schema is None:
+        schema: Mapping[str, Any] | None = None
+        name = "JSON value"
+        response_format: dict[str, Any] = {"type": "json_object"}
+    else:
+        schema, name = load_schema(options.schema)
+        inner = {"name": name, "schema": schema, "strict": False}
+        response_format = {"type": "json_schema", "json_schema": inner}
+
+    text = prompt
+    rounds = 0
+    while True:
+        rounds += 1
+        reply = _structured_reply(conversation, text, options, notices, response_format)
+        try:
+            value = extract_json(reply.text)
+            problems = [] if schema is None else schema_problems(schema, value)
+            problem = f"it does not match the schema ({_joined(problems)})" if problems else ""
+        except NoJSONError as error:
+            problem = " ".join(str(error).split())
+        if not problem:
+            write_json(value)
+            return reply
+        if rounds > options.repairs:
+            break
+        text = repair_message(problem)["content"]
+
+    plural = "s" if rounds > 1 else ""
+    raise StructuredOutputError(
+        f"no valid {name} in the answer after {rounds} round{plural}: {problem}",
+        reply=reply,
+        errors=problem,
+        hint=_structured_hint(reply, options),
+    )
+
+
+def _structured_reply(
+    conversation: Conversation,
+    text: str,
+    options: AskOptions,
+    notices: Notices,
+    response_format: dict[str, Any],
+) -> Reply:
+    # Only the thinking is shown as it comes: the JSON is printed once it has been checked.
+    renderer = StreamRenderer(think=options.think)
+    notices.renderer = renderer
+    try:
+        if not options.stream:
+            reply = conversation.send(text, response_format=response_format)
+            if options.think and reply.thinking:
+                renderer.feed(ThinkingDelta(reply.thinking))
+            return reply
+        with conversation.stream(text, response_format=response_format) as events:
+            return renderer.play(event for event in events if not isinstance(event, AnswerDelta))
+    finally:
+        renderer.end()
+        notices.renderer = None
+
+
+def _structured_hint(reply: Reply, options: AskOptions) -> str:
+    if reply.finish_reason == "length" or reply.cut_while_thinking:
+        return "The reply hit its token limit: raise --max-tokens."
+    other = "--json-mode" if options.schema is not None else "--schema"
+    return (
+        f"Raise --repairs, try {other}, or use a model and provider that support structured"
+        " output (m2 models shows which)."
+    )
+
+
+def load_schema(given: str) -> tuple[dict[str, Any], str]:
+    """The JSON Schema of `--schema` (a file, or the schema itself when it starts with "{"), and
+    a name for it within what servers accept."""
+    from .._structured import schema_name
+
+    inline = given.lstrip().startswith("{")
+    where = "the --schema text" if inline else given
+    try:
+        text = given if inline else Path(given).read_text(encoding="utf-8")
+        schema = json.loads(text)
+    except OSError as error:
+        raise ConfigError(f"cannot read the schema file {given}: {error.strerror}") from None
+    except ValueError as error:
+        raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{where} is not a JSON Schema: it should be a JSON object")
+
+    title = schema.get("title")
+    fallback = "answer" if inline else Path(given).stem
+    return schema, schema_name(title if isinstance(title, str) and title else fallback)
+
+
+# What `schema_problems` checks; other keywords (formats, patterns, lengths, ranges) are not.
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+_MAX_PROBLEMS = 5
+
+
+def schema_problems(
+    schema: object, value: object, where: str = "", root: object = None
+) -> list[str]:
+    """What is wrong with `value` for a JSON Schema, as "where: what" lines; empty when it fits.
+
+    A subset of JSON Schema: `type`, `enum`, `const`, `required`, `properties`,
+    `additionalProperties`, `items` (one schema for every item), `allOf`, `anyOf`, `oneOf` (read
+    as anyOf) and `$ref` within the schema. Other keywords are not checked.
+    """
+    root = schema if root is None else root
+    at = where or "the value"
+    if schema is False:
+        return [f"{at}: not allowed here"]
+    if not isinstance(schema, dict):
+        return []
+
+    problems: list[str] = []
+    if isinstance(schema.get("$ref"), str):
+        problems += schema_problems(_resolved(root, schema["$ref"]), value, where, root)
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if isinstance(kinds, list) and not any(_is_kind(value, str(kind)) for kind in kinds):
+        problems.append(f"{at}: should be {' or '.join(map(str, kinds))}, not {_kind_of(value)}")
+        return problems
+    if "const" in schema and not _same(value, schema["const"]):
+        problems.append(f"{at}: should be {json.dumps(schema['const'], ensure_ascii=False)}")
+    choices = schema.get("enum")
+    if isinstance(choices, list) and not any(_same(value, choice) for choice in choices):
+        shown = ", ".join(json.dumps(choice, ensure_ascii=False) for choice in choices)
+        problems.append(f"{at}: should be one of {shown}")
+
+    for part in schema.get("allOf") or []:
+        problems += schema_problems(part, value, where, root)
+    for key in ("anyOf", "oneOf"):
+        parts = schema.get(key)
+        if isinstance(parts, list) and parts:
+            found = [schema_problems(part, value, where, root) for part in parts]
+            if all(found):
+                problems.append(f"{at}: matches none of the choices ({found[0][0]})")
+
+    if isinstance(value, dict):
+        problems += _object_problems(schema, value, where, root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), (dict, bool)):
+        for number, item in enumerate(value):
+            problems += schema_problems(schema["items"], item, f"{where}[{number}]", root)
+    return problems
+
+
+def _object_problems(
+    schema: Mapping[str, Any], value: Mapping[str, Any], where: str, root: object
+) -> list[str]:
+    problems = []
+    prefix = f"{where}." if where else ""
+    for key in schema.get("required") or []:
+        if key not in value:
+            problems.append(f"{prefix}{key}: required but missing")
+
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            problems += schema_problems(properties[key], item, prefix + key, root)
+        elif extra is False:
+            problems.append(f"{prefix}{key}: not a property the schema allows")
+        else:
+            problems += schema_problems(extra, item, prefix + key, root)
+    return problems
+
+
+def _resolved(root: object, ref: str) -> object:
+    """The part of the schema a local `$ref` ("#/$defs/Item") points at; anything else passes."""
+    if not ref.startswith("#"):
+        return True
+    node = root
+    for step in ref[1:].split("/")[1:]:
+        step = step.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or step not in node:
+            return True
+        node = node[step]
+    return node
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    # bool is an int in Python, but never a number in JSON.
+    if kind in ("integer", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return kind == "number" or float(value).is_integer()
+    expected = _KINDS.get(kind)
+    return expected is None or isinstance(value, expected)
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return next((kind for kind, found in _KINDS.items() if isinstance(value, found)), "unknown")
+
+
+def _same(value: object, expected: object) -> bool:
+    return isinstance(value, bool) == isinstance(expected, bool) and value == expected
+
+
+def _joined(problems: list[str]) -> str:
+    shown = problems[:_MAX_PROBLEMS]
+    if len(problems) > _MAX_PROBLEMS:
+        shown.append(f"and {len(problems) - _MAX_PROBLEMS} more")
+    return "; ".join(shown)
+
+
 def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
     """Print what the mode asks for (a streamed answer is out already), then the notes on stderr."""
     if options.json_output:
@@ -229,12 +524,13 @@ def run(options: AskOptions) -> int:
 def _run(options: AskOptions) -> int:
     started = time.monotonic()
     try:
-        reply = _ask(options)
+        outcome = _ask(options)
     except StreamError as error:
-        shown = options.stream and not (options.raw or options.json_output)
-        if shown and error.partial is not None and error.partial.text:
+        if options.streams_answer and error.partial is not None and error.partial.text:
             error.hint = "The answer above is incomplete. " + (
                 error.hint if isinstance(error, StreamErrorEvent) else "Try again."
             )
         raise
-    return _report(reply, options, time.monotonic() - started)
+    if isinstance(outcome, int):
+        return outcome
+    return _report(outcome, options, time.monotonic() - started)

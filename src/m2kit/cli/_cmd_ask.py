@@ -25,6 +25,47 @@ from ._common import CONTEXT, connection_options, db_option, model_options
     help="Print one JSON object: answer, reasoning, raw, model, provider, usage, ...",
 )
 @click.option("--no-stream", is_flag=True, help="Wait for the whole reply instead of streaming.")
+@click.option(
+    "--schema",
+    metavar="FILE|JSON",
+    help="Ask for a JSON answer valid for this JSON Schema (a file, or the schema itself when it"
+    " starts with '{'); only the checked JSON is printed.",
+)
+@click.option(
+    "--json-mode",
+    is_flag=True,
+    help="Ask for any JSON object as the answer; only the JSON is printed.",
+)
+@click.option(
+    "--repairs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="With --schema or --json-mode: how many more times to ask when the answer is not valid.",
+)
+@click.option(
+    "-T",
+    "--tool",
+    "tools",
+    multiple=True,
+    metavar="NAME",
+    help="Let the model call a built-in tool: read_file, list_dir (both in the current directory"
+    " only), run_python, or all; repeat for several.",
+)
+@click.option(
+    "--functions",
+    metavar="FILE.py",
+    help="Let the model call the tools in this Python file: its @tool objects, or else its"
+    " public functions (each parameter needs a type hint).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="With tools: the most requests to the model before giving up.",
+)
+@click.option("--yes", is_flag=True, help="With tools: run run_python's code without asking.")
 @connection_options
 @click.option(
     "-c",
@@ -49,12 +90,17 @@ def ask(**values: object) -> None:
     PROMPT is the question; text piped on standard input follows it as context. The thinking
     stays out of the way: --think shows it, on standard error.
 
+    With tools (-T, --functions) the model may read files, run Python (after asking you, unless
+    --yes) or call your own functions; each call is shown on standard error.
+
     \b
     Examples:
       m2 ask "Write a Python function to calculate factorial."
       git diff | m2 ask "Review this change." -m MiniMaxAI/MiniMax-M2:cheapest
       m2 ask --base-url http://localhost:8000/v1 --top-k 40 "Hello"
       m2 ask -c "And in Rust?"
+      m2 ask --schema person.json "Invent a person."
+      m2 ask -T read_file -T list_dir "What does this project do?"
 
     Every turn is kept in a local store (see m2 logs) unless --no-log or M2_NO_LOG=1.
     Settings not given here come from the config file (m2 config), then the defaults.

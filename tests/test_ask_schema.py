@@ -1,0 +1,266 @@
+"""`m2 ask --schema` and `--json-mode`, run as a subprocess against the scripted server, and the
+JSON Schema check behind them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from _server import chunk, completion, json_step, stream_step
+from m2kit._errors import ConfigError
+from m2kit.cli._ask import load_schema, schema_problems
+
+if TYPE_CHECKING:
+    from _server import ScriptedServer, Step
+
+M2 = str(Path(sys.executable).with_name("m2"))
+PERSON = {
+    "title": "Person",
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+
+
+def m2(server: ScriptedServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "M2_BASE_URL": server.base_url}
+    return subprocess.run(
+        [M2, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def answer(content: str) -> Step:
+    return stream_step([chunk(content=content), chunk(finish_reason="stop")])
+
+
+@pytest.fixture
+def person_file(tmp_path: Path) -> Path:
+    path = tmp_path / "person.json"
+    path.write_text(json.dumps(PERSON), encoding="utf-8")
+    return path
+
+
+def test_schema_from_a_file(server: ScriptedServer, person_file: Path) -> None:
+    """If --schema names a file, then its schema is sent as response_format and the checked JSON
+    alone is printed, indented."""
+    server.queue(answer('Easy.</think>\n\n{"name": "Ada", "age": 36}'))
+
+    result = m2(server, "ask", "--schema", str(person_file), "Invent a person.")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == '{\n  "name": "Ada",\n  "age": 36\n}\n'
+    assert result.stderr == ""
+    assert server.requests[0].json()["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": PERSON, "strict": False},
+    }
+
+
+def test_inline_schema(server: ScriptedServer) -> None:
+    """If --schema is the schema's text, then it is used as is, named "answer" without a title."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    server.queue(answer('{"city": "Zürich"}'))
+
+    result = m2(server, "ask", "--schema", json.dumps(schema), "A city?")
+
+    assert json.loads(result.stdout) == {"city": "Zürich"}
+    assert "Zürich" in result.stdout  # non-ASCII kept as it is
+    sent = server.requests[0].json()["response_format"]["json_schema"]
+    assert sent == {"name": "answer", "schema": schema, "strict": False}
+
+
+def test_fenced_json_after_thinking(server: ScriptedServer, person_file: Path) -> None:
+    """If the answer follows the thinking in a fenced block with prose, then the block's JSON is
+    printed, and --think shows the thinking on stderr only."""
+    content = 'Ada fits.</think>\n\nHere it is:\n```json\n{"name": "Ada", "age": 36}\n```\nDone.'
+    server.queue(answer(content))
+
+    result = m2(server, "ask", "--think", "--schema", str(person_file), "Invent a person.")
+
+    assert json.loads(result.stdout) == {"name": "Ada", "age": 36}
+    assert "Ada fits." in result.stderr
+    assert "Ada fits." not in result.stdout
+
+
+def test_invalid_json_is_repaired(server: ScriptedServer, person_file: Path) -> None:
+    """If the first answer is not valid JSON, then a second request carries it and what was
+    wrong, and its valid answer is printed."""
+    first = '{"name": "Ada", "age": '
+    server.queue(answer(first), answer('{"name": "Ada", "age": 36}'))
+
+    result = m2(server, "ask", "--schema", str(person_file), "Invent a person.")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "Ada", "age": 36}
+    second = server.requests[1].json()
+    assert second["response_format"]["type"] == "json_schema"
+    messages = second["messages"]
+    assert messages[0] == {"role": "user", "content": "Invent a person."}
+    assert messages[1] == {"role": "assistant", "content": first}
+    assert messages[2]["role"] == "user"
+    assert messages[2]["content"].startswith("That answer could not be used:")
+
+
+def test_schema_mismatch_is_repaired(server: ScriptedServer, person_file: Path) -> None:
+    """If the first answer misses a required field, then the repair request names the field."""
+    server.queue(answer('{"name": "Ada"}'), answer('{"name": "Ada", "age": 36}'))
+
+    result = m2(server, "ask", "--schema", str(person_file), "Invent a person.")
+
+    assert result.returncode == 0, result.stderr
+    repair = server.requests[1].json()["messages"][-1]["content"]
+    assert "age: required but missing" in repair
+
+
+def test_failure_is_one_line(server: ScriptedServer, person_file: Path) -> None:
+    """If no round gives a valid answer, then m2 exits 1 with one stderr line naming the fix."""
+    server.queue(answer('{"name": 7, "age": 36}'), answer("I cannot."))
+
+    result = m2(server, "ask", "--schema", str(person_file), "Invent a person.")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("m2: error: no valid Person in the answer after 2 rounds:")
+    assert "--repairs" in result.stderr
+
+
+def test_repairs_zero_asks_once(server: ScriptedServer, person_file: Path) -> None:
+    """If --repairs 0 is given, then a bad answer fails at once, after one request."""
+    server.queue(answer('{"name": "Ada", "age": "old"}'))
+
+    result = m2(server, "ask", "--repairs", "0", "--schema", str(person_file), "A person?")
+
+    assert result.returncode == 1
+    assert "age: should be integer, not string" in result.stderr
+    assert len(server.requests) == 1
+
+
+def test_no_stream_asks_for_a_whole_reply(server: ScriptedServer, person_file: Path) -> None:
+    """If --no-stream is given, then the structured answer comes from a whole completion."""
+    server.queue(json_step(completion('{"name": "Ada", "age": 36}')))
+
+    result = m2(server, "ask", "--no-stream", "--schema", str(person_file), "A person?")
+
+    assert json.loads(result.stdout) == {"name": "Ada", "age": 36}
+    assert "stream" not in server.requests[0].json()
+
+
+def test_json_mode(server: ScriptedServer) -> None:
+    """If --json-mode is given, then json_object is asked for and the first JSON value printed."""
+    server.queue(answer('Hmm.</think>\n\nSure: {"a": [1, 2]} and also {"b": 2}'))
+
+    result = m2(server, "ask", "--json-mode", "Some JSON?")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"a": [1, 2]}
+    assert server.requests[0].json()["response_format"] == {"type": "json_object"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--schema", "missing.json"), "cannot read the schema file missing.json"),
+        (("--schema", "{not json"), "the --schema text is not valid JSON"),
+        (("--schema", "{}", "--json"), "--schema and --json cannot be used together"),
+        (("--json-mode", "--raw"), "--json-mode and --raw cannot be used together"),
+        (("--json-mode", "-T", "read_file"), "--json-mode cannot be used with tools"),
+    ],
+)
+def test_usage_errors(server: ScriptedServer, args: tuple[str, ...], message: str) -> None:
+    """If the schema cannot be read or the options clash, then m2 exits 2 before any request."""
+    result = m2(server, "ask", *args, "hi")
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not server.requests
+
+
+def test_load_schema_names(tmp_path: Path) -> None:
+    """If a schema has a title, then it names the schema; else the file's stem, else "answer"."""
+    path = tmp_path / "my list.json"
+    path.write_text('{"type": "array"}', encoding="utf-8")
+
+    assert load_schema(str(path)) == ({"type": "array"}, "my_list")
+    assert load_schema('{"title": "Weather report"}')[1] == "Weather_report"
+    assert load_schema("  {}")[1] == "answer"
+
+
+def test_a_non_object_schema_file_is_refused(tmp_path: Path) -> None:
+    """If the schema file holds JSON that is not an object, then it is a ConfigError."""
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]", encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="is not a JSON Schema"):
+        load_schema(str(path))
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "problems"),
+    [
+        (PERSON, {"name": "Ada", "age": 36}, []),
+        (PERSON, {"name": "Ada", "age": 36.0}, []),
+        (PERSON, {"name": "Ada"}, ["age: required but missing"]),
+        (PERSON, {"name": "Ada", "age": True}, ["age: should be integer, not boolean"]),
+        (PERSON, [], ["the value: should be object, not array"]),
+        ({"type": ["string", "null"]}, None, []),
+        ({"type": "number"}, 1.5, []),
+        ({"type": "integer"}, 1.5, ["the value: should be integer, not number"]),
+        ({"enum": ["red", "blue"]}, "green", ['the value: should be one of "red", "blue"']),
+        ({"enum": [1]}, True, ["the value: should be one of 1"]),
+        ({"const": "x"}, "y", ['the value: should be "x"']),
+        (
+            {"type": "array", "items": {"type": "object", "required": ["id"]}},
+            [{"id": 1}, {}],
+            ["[1].id: required but missing"],
+        ),
+        (
+            {"properties": {"a": {"type": "string"}}, "additionalProperties": False},
+            {"a": "x", "b": 1},
+            ["b: not a property the schema allows"],
+        ),
+        (
+            {"additionalProperties": {"type": "integer"}},
+            {"a": 1, "b": "2"},
+            ["b: should be integer, not string"],
+        ),
+        (
+            {
+                "$defs": {"Item": {"type": "object", "required": ["sku"]}},
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/Item"}}},
+            },
+            {"items": [{"sku": "a"}, {"name": "b"}]},
+            ["items[1].sku: required but missing"],
+        ),
+        (
+            {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+            [],
+            ["the value: matches none of the choices (the value: should be string, not array)"],
+        ),
+        ({"oneOf": [{"type": "string"}, {"type": "integer"}]}, 3, []),
+        (
+            {"allOf": [{"required": ["a"]}, {"required": ["b"]}]},
+            {"a": 1},
+            ["b: required but missing"],
+        ),
+        ({"type": "string", "format": "email", "maxLength": 2}, "not an email", []),
+        (True, {"anything": 1}, []),
+        ({"properties": {"a": False}}, {"a": 1}, ["a: not allowed here"]),
+    ],
+)
+def test_schema_problems(schema: Any, value: Any, problems: list[str]) -> None:
+    """If a value breaks a checked keyword, then the problem names where and what; keywords
+    outside the checked subset pass."""
+    assert schema_problems(schema, value) == problems
