@@ -289,6 +289,26 @@ def test_block_while_thinking_never_closed_is_a_call_and_the_thinking_stays(run:
     assert without_ids(run.chat(tools=TOOLS)) == without_ids(reply)
 
 
+def test_block_a_reasoning_parser_filed_as_thinking_is_a_call(run: Run) -> None:
+    """If the model forgot `</think>` and the server's reasoning parser put the block in
+    reasoning_content, then it is a call all the same, and the thinking is the text around it."""
+    reasoning = "I will call\n" + BLOCK
+    pieces = cut(reasoning, "call\n<mini", '<parameter name="da')
+    step = stream_step(
+        [*(chunk(reasoning_content=piece) for piece in pieces), chunk(finish_reason="tool_calls")]
+    )
+    run.server.queue(step, whole("", reasoning_content=reasoning))
+
+    events = run.stream(tools=TOOLS)
+    reply = reply_of(events)
+
+    assert (reply.thinking, reply.text) == ("I will call", "")
+    assert calls(reply) == [(0, "get_weather", ARGUMENTS)]
+    assert "minimax:tool_call" not in texts(events, ThinkingDelta)
+    assert_one_whole_delta_per_call(events, reply)
+    assert without_ids(run.chat(tools=TOOLS)) == without_ids(reply)
+
+
 def test_block_that_is_the_whole_content_leaves_content_none(run: Run) -> None:
     """If the content is nothing but the block, then history content is None beside the call."""
     run.server.queue(streamed(cut(BLOCK, "Par")), whole(BLOCK))

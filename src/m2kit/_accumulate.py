@@ -9,7 +9,9 @@ as received. Only a partial reply splits as a dropped stream.
 
 When the request offered tools, MiniMax-M2's native tool-call blocks in the content (servers
 started without a tool parser pass them through as text) become standard tool calls: taken out
-of the content that goes back as history, kept in `Reply.raw`.
+of the content that goes back as history, kept in `Reply.raw`. So do blocks in a reasoning
+field: when the model forgets `</think>`, a server's reasoning parser files the call as thinking
+(MiniMax-M2.1#10).
 """
 
 from __future__ import annotations
@@ -280,6 +282,7 @@ class ChunkAccumulator:
         self._tools = _ToolCalls()
         # Only when tools were offered: a call to anything else stays text.
         self._native = NativeToolStream(tools) if tools else None
+        self._native_thinking = NativeToolStream(tools) if tools else None
         self._native_calls: list[ToolCall] = []
         self._structured_offset: int | None = None  # set by the first standard fragment
         self._raw: list[str] = []
@@ -312,6 +315,10 @@ class ChunkAccumulator:
         delta = choice.get("delta")
         delta = delta if isinstance(delta, dict) else {}
         reasoning = reasoning_text(delta)
+        if reasoning and self._native_thinking is not None:
+            step = self._native_thinking.feed(reasoning)
+            reasoning = step.text
+            self._take_native(step.calls, events)
         if reasoning:
             self._emit(self._splitter.feed_reasoning(reasoning), events)
 
@@ -380,8 +387,13 @@ class ChunkAccumulator:
                 "the connection closed before the reply was complete", partial=self.partial()
             )
         events: list[StreamEvent] = []
-        if self._native is not None:
+        if self._native_thinking is not None:
             # What was held back in case it began a block: calls, or text after all.
+            step = self._native_thinking.finish()
+            self._take_native(step.calls, events)
+            if step.text:
+                self._emit(self._splitter.feed_reasoning(step.text), events)
+        if self._native is not None:
             step = self._native.finish()
             self._take_native(step.calls, events)
             if step.text:
@@ -439,11 +451,13 @@ def reply_from_completion(
     found = calls.result()
     raw = content
     if tools:
-        native = parse_native(content, tools)
-        content = native.content
+        in_thinking = parse_native(reasoning, tools)
+        in_content = parse_native(content, tools)
+        reasoning, content = in_thinking.content, in_content.content
         start = _next_index(found)
+        native = in_thinking.calls + in_content.calls
         found += tuple(
-            dataclasses.replace(call, index=start + at) for at, call in enumerate(native.calls)
+            dataclasses.replace(call, index=start + at) for at, call in enumerate(native)
         )
     split = split_reply(content, reasoning, profile, finish_reason or "stop")
     return _build_reply(
