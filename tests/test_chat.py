@@ -188,7 +188,7 @@ def test_model_changes_the_model_sent(server: ScriptedServer, home: Path) -> Non
     term.type("/model acme/other-model")
     term.type("Hi!")
 
-    assert server.requests[0].json()["model"] == "acme/other-model"
+    assert server.requests[-1].json()["model"] == "acme/other-model"
     assert "model acme/other-model" in term.screen
     assert term.leave() == 0
 
@@ -201,6 +201,32 @@ def test_model_is_checked_like_the_flag(home: Path) -> None:
 
     assert "did you mean :fastest?" in term.screen
     assert term.leave() == 0
+
+
+def test_model_on_a_server_is_checked_against_its_list(server: ScriptedServer, home: Path) -> None:
+    """If /model names a model a self-hosted server does not list, then one line names the ones
+    it serves and the model stays; a listed one is used."""
+    server.models({"object": "list", "data": [{"id": "served/one"}, {"id": "served/two"}]})
+    server.queue(reply("ok", "Fine."))
+
+    result = chat_lines(server, home, "/model served/typo\n/model served/two\nHi\n")
+
+    assert result.returncode == 1  # line mode: a refused command counts as an error
+    assert "does not serve 'served/typo'" in result.stderr
+    assert "served/one, served/two" in result.stderr
+    assert server.requests[-1].json()["model"] == "served/two"
+
+
+def test_model_on_a_server_without_a_list_is_used(server: ScriptedServer, home: Path) -> None:
+    """If a self-hosted server has no model list, then /model says it could not check, and uses
+    the name."""
+    server.queue(reply("ok", "Fine."))
+
+    result = chat_lines(server, home, "/model acme/other\nHi\n")
+
+    assert result.returncode == 0, result.stderr
+    assert "could not check" in result.stderr
+    assert server.requests[-1].json()["model"] == "acme/other"
 
 
 def test_retry_resends_the_last_message(server: ScriptedServer, home: Path) -> None:

@@ -162,7 +162,7 @@ def _open(options: ChatOptions, screen: Screen) -> Session:
         store.close()
         store = None
 
-    return Session(client, conversation, screen, store)
+    return Session(client, conversation, screen, store, api_key=options.api_key)
 
 
 def _new(

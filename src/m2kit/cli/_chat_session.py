@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .._stream import ChatStream
     from .._types import Reply
 
+# A self-hosted server answers GET /models at once, or not at all.
+_MODELS_TIMEOUT = 5.0
 INTERRUPTED = "m2: stopped; that reply stays out of the history (/retry asks again)"
 
 
@@ -89,9 +91,16 @@ class Session:
     """One `m2 chat`: the client, the conversation in progress, and what the commands change."""
 
     def __init__(
-        self, client: Client, conversation: Conversation, screen: Screen, store: Store | None
+        self,
+        client: Client,
+        conversation: Conversation,
+        screen: Screen,
+        store: Store | None,
+        *,
+        api_key: str | None = None,
     ) -> None:
         self.client = client
+        self.api_key = api_key  # as given: a self-hosted server's model list may need it
         self.conversation = conversation
         self.screen = screen
         self.store = store
@@ -128,12 +137,37 @@ class Session:
         )
 
     def set_model(self, name: str) -> None:
-        """Use `name` from the next turn on; ConfigError for a model id the router would refuse."""
+        """Use `name` from the next turn on. ConfigError for a model id the router would refuse,
+        or one a self-hosted server does not list (when it lists its models at all)."""
         if self.client.is_router:
             from .._routing import parse_model
 
             parse_model(name)
+        else:
+            self._check_served(name)
         self.conversation.params["model"] = name
+
+    def _check_served(self, name: str) -> None:
+        from .._auth import resolve_token
+        from .._catalog import fetch_catalog
+        from .._errors import ConfigError
+
+        base_url = self.client.base_url
+        try:
+            served = [
+                model.id
+                for model in fetch_catalog(
+                    base_url, resolve_token(base_url, self.api_key), timeout=_MODELS_TIMEOUT
+                )
+            ]
+        except M2Error as error:
+            self.screen.note(f"m2: could not check the name with the server ({error}); using it")
+            return
+        if served and name not in served:
+            raise ConfigError(
+                f"the server at {base_url} does not serve {name!r}",
+                hint="It serves: " + ", ".join(served[:10]) + ("…" if len(served) > 10 else ""),
+            )
 
     def recap(self) -> None:
         """Say which conversation goes on, when it is one taken up again."""
