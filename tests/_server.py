@@ -87,13 +87,15 @@ _NOTHING_SCRIPTED = object()
 class ScriptedServer:
     """A threaded HTTP/1.1 server bound to 127.0.0.1 on a free port, started on creation.
 
-    `requests` lists every request received, in order, including those answered with an error.
+    `requests` lists every request received, in order, including those answered with an error;
+    `connections` counts the connections accepted (a client that reuses one opens fewer).
     With no step left, a chat request gets 500 `{"error": {"message": "test server: no scripted
     step left"}}`; with no `models()` payload, `GET /v1/models` gets a 500 of the same kind.
     """
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.connections = 0
         self._lock = threading.Lock()
         self._steps: deque[Step] = deque()
         self._models: object = _NOTHING_SCRIPTED
@@ -123,6 +125,7 @@ class ScriptedServer:
             self._steps.clear()
             self._models = _NOTHING_SCRIPTED
             self.requests.clear()
+            self.connections = 0
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -178,6 +181,11 @@ class _Handler(BaseHTTPRequestHandler):
     # Bounds how long an idle keep-alive connection holds a thread.
     timeout = 30
     server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.script._lock:
+            self.server.script.connections += 1
 
     def _handle(self) -> None:
         body = self._read_body()

@@ -727,3 +727,34 @@ def test_reply_counts_its_attempts(run: Run) -> None:
     run.server.queue(error_step(503, {"error": "busy"}), ok_stream("Plan.</think>", "Hi"))
 
     assert run.streamed_reply().attempts == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_streams_that_end_with_done_reuse_one_connection(mode: str, server: ScriptedServer) -> None:
+    """If three streamed calls each end with [DONE], then they share one connection (an agent's
+    steps and a chat's turns need no new handshake each), and each reply is whole."""
+    pieces = [chunk(content="Plan.</think>\n\nHi"), chunk(finish_reason="stop")]
+    server.queue(*(stream_step(pieces) for _ in range(3)))
+
+    async def three_async() -> list[Reply]:
+        async with AsyncClient(base_url=server.base_url) as client:
+            replies = []
+            for _ in range(3):
+                events = [event async for event in client.stream("Hi")]
+                assert isinstance(events[-1], Done)
+                replies.append(events[-1].reply)
+            return replies
+
+    if mode == "sync":
+        with Client(base_url=server.base_url) as client:
+            replies = []
+            for _ in range(3):
+                events = list(client.stream("Hi"))
+                assert isinstance(events[-1], Done)
+                replies.append(events[-1].reply)
+    else:
+        replies = anyio.run(three_async)
+
+    assert [reply.text for reply in replies] == ["Hi"] * 3
+    assert len(server.requests) == 3
+    assert server.connections == 1

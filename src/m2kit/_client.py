@@ -6,13 +6,22 @@ two clients only send, read and sleep.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -358,6 +367,21 @@ def _checked_base_url(given: str | None) -> str:
     return text.rstrip("/")
 
 
+def _finish_body(stream: Iterator[httpx2.ServerSentEvent]) -> None:
+    """Read what follows `[DONE]` (the end of the body, as a rule), so that the connection goes
+    back to the pool for the next call instead of being closed; the reply has been handed over
+    already. Anything more is not read, and a failure here costs nothing."""
+    with contextlib.suppress(httpx2.RequestError):
+        for _ in stream:
+            break
+
+
+async def _afinish_body(stream: AsyncIterator[httpx2.ServerSentEvent]) -> None:
+    with contextlib.suppress(httpx2.RequestError):
+        async for _ in stream:
+            break
+
+
 def _reply(events: Sequence[StreamEvent]) -> Reply:
     done = events[-1]
     assert isinstance(done, Done)
@@ -469,11 +493,16 @@ class Client(_BaseClient):
                 if not is_stream:
                     yield from call.whole(response.read())
                     return
-                for sse in httpx2.EventSource(response):
+                stream = iter(httpx2.EventSource(response))
+                for sse in stream:
                     events = call.on_sse(sse.event, sse.data)
                     if events is None:
                         break
                     yield from events
+                if call.done:
+                    yield from call.end()
+                    _finish_body(stream)
+                    return
         except httpx2.RequestError as exc:
             call.connection_lost(exc)
         yield from call.end()
@@ -567,12 +596,18 @@ class AsyncClient(_BaseClient):
                     for event in call.whole(await response.aread()):
                         yield event
                     return
-                async for sse in httpx2.EventSource(response):
+                stream = aiter(httpx2.EventSource(response))
+                async for sse in stream:
                     events = call.on_sse(sse.event, sse.data)
                     if events is None:
                         break
                     for event in events:
                         yield event
+                if call.done:
+                    for event in call.end():
+                        yield event
+                    await _afinish_body(stream)
+                    return
         except httpx2.RequestError as exc:
             call.connection_lost(exc)
         for event in call.end():
