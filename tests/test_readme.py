@@ -65,7 +65,11 @@ def test_tools_example_runs(server: ScriptedServer, tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "No umbrella needed. answer 1\nTokyo 37000000\n"
+    assert result.stdout == (
+        "No umbrella needed. answer\n"
+        '[\'get_weather\'] [\'{"city": "Paris", "days": 1, "sky": "clear"}\']\n'
+        "Tokyo 37000000\n"
+    )
     second = server.requests[1].json()["messages"]
     assert second[1]["content"] == "Check the sky.</think>\n\n"
     assert second[2]["role"] == "tool"
