@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from _server import chunk, stream_step
+from _server import chunk, completion, json_step, stream_step
 from _store_worker import Chat, answer, complete
 from m2kit import Client
 from m2kit._conversation import Conversation, Turn
@@ -161,6 +161,37 @@ def test_show_think_includes_the_thinking(home: Path) -> None:
     result = m2("logs", "show", FIRST[:8], "--think")
 
     assert result.stdout.index(THINKING) < result.stdout.index(FACTORIAL)
+
+
+def test_show_prints_each_step_of_a_tool_run(home: Path, server: ScriptedServer) -> None:
+    """If a turn ran tools, then show prints each step's calls and results before the answer,
+    with the thinking of every step under --think and the tokens of every call."""
+    call = {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2}'}}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    server.queue(
+        json_step(completion("Add them.</think>\n\n", tool_calls=[call], usage=usage)),
+        json_step(completion("Got 5.</think>\n\nIt is 5.", usage=usage)),
+    )
+
+    def add(a: int) -> int:
+        return a + 3
+
+    with Store(home / "m2.db") as store, Client(base_url=server.base_url) as client:
+        conversation = Conversation(client, recorder=store)
+        conversation.run("What is 2 + 3?", tools=[add])
+
+    result = m2("logs", "show", conversation.id, "--think")
+
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert (
+        out.index("Add them.")
+        < out.index('tool call add({"a": 2})')
+        < out.index("result of add: 5")
+    )
+    assert out.index("result of add: 5") < out.index("Got 5.") < out.index("It is 5.")
+    assert "30 tokens" in out
+    assert "2 calls" in out
 
 
 def test_show_json_loads_back_as_a_conversation(home: Path, server: ScriptedServer) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .._conversation import Turn
     from .._store import Store
     from .._store_rows import StoredConversation
+    from .._types import Reply
 
 SHORT_ID = 8
 _LIST_HINT = "List them with `m2 logs`."
@@ -181,38 +182,61 @@ def _show(path: Path, conversation_id: str, think: bool, json_output: bool) -> N
 
 
 def _reply_heading(turn: Turn) -> str:
+    """Who answered, and what the turn cost: every call of a run (its steps) counted."""
     reply = turn.reply
     parts = [(reply.model if reply else None) or turn.model or "Assistant"]
     if reply and reply.provider:
         parts[0] += f" via {reply.provider}"
-    if reply and reply.usage and reply.usage.total_tokens is not None:
-        parts.append(f"{reply.usage.total_tokens:,} tokens")
+
+    replies = [step.reply for step in turn.steps] + ([reply] if reply else [])
+    counts = [r.usage.total_tokens for r in replies if r.usage and r.usage.total_tokens is not None]
+    if counts:
+        parts.append(f"{sum(counts):,} tokens")
+    seconds = [step.latency for step in turn.steps] + [turn.latency]
     if turn.latency is not None:
-        parts.append(f"{turn.latency:.1f} s")
+        parts.append(f"{sum(s for s in seconds if s is not None):.1f} s")
+    if turn.steps:
+        parts.append(f"{len(replies)} calls")
     return " · ".join(parts)
 
 
 def _reply_parts(turn: Turn, *, think: bool, markdown: bool) -> Iterator[Any]:
-    """What to print for a turn's reply: thinking (dim), answer, tool calls, how it ended."""
-    from rich.markdown import Markdown
+    """What to print for a turn's reply: each step of a run (its thinking, calls and their
+    results), then the reply: thinking (dim), answer, tool calls, how it ended."""
     from rich.text import Text
 
-    reply = turn.reply
-    if reply is not None:
-        if reply.thinking and think:
-            yield Text(reply.thinking, style="dim")
-        elif reply.thinking:
-            yield Text("(thinking hidden: --think shows it)", style="dim")
-        if reply.text:
-            yield Markdown(reply.text) if markdown else Text(reply.text)
-        for call in reply.tool_calls:
-            yield Text(f"tool call {call.name}({call.arguments})", style="magenta")
-        if reply.cut_while_thinking:
-            yield Text("[cut off while thinking: no answer]", style="bold yellow")
+    for step in turn.steps:
+        yield from _one_reply(step.reply, think=think, markdown=markdown)
+        for result in step.results:
+            first = (result.content.strip().splitlines() or [""])[0]
+            label = "error from" if result.error else "result of"
+            yield Text(f"{label} {result.call.name}: {_cut(first)}", style="dim magenta")
+    if turn.reply is not None:
+        yield from _one_reply(turn.reply, think=think, markdown=markdown)
 
     if turn.status != "complete":
         why = f": {turn.error}" if turn.error else ""
         yield Text(f"[{turn.status}{why}]", style="bold yellow")
+
+
+def _one_reply(reply: Reply, *, think: bool, markdown: bool) -> Iterator[Any]:
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    if reply.thinking and think:
+        yield Text(reply.thinking, style="dim")
+    elif reply.thinking:
+        yield Text("(thinking hidden: --think shows it)", style="dim")
+    if reply.text:
+        yield Markdown(reply.text) if markdown else Text(reply.text)
+    for call in reply.tool_calls:
+        yield Text(f"tool call {call.name}({call.arguments})", style="magenta")
+    if reply.cut_while_thinking:
+        yield Text("[cut off while thinking: no answer]", style="bold yellow")
+
+
+def _cut(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _search(path: Path, text: str, limit: int, json_output: bool) -> None:
