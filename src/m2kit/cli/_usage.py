@@ -153,8 +153,8 @@ def _notes(prices: _Prices, every: Totals, month: Totals, credits: CreditCheck) 
         )
     if every.uncounted:
         say(
-            f"m2: {_plural(every.uncounted, 'call')} had no token counts (the reply was cut off"
-            " before the server sent them), so the estimates are lower bounds."
+            f"m2: {_plural(every.uncounted, 'call')} had no token counts (the server sent none, or"
+            " the reply was cut off before it did), so the estimates are lower bounds."
         )
     if credits.warn:
         say(_warning(credits, lower_bound=month.unpriced > 0))
