@@ -14,7 +14,7 @@ import pytest
 
 from _server import chunk, completion, json_step, stream_step
 from m2kit._errors import ConfigError
-from m2kit.cli._ask import load_schema, schema_problems
+from m2kit.cli._ask_schema import load_schema, schema_problems
 
 if TYPE_CHECKING:
     from _server import ScriptedServer, Step

@@ -17,7 +17,7 @@ import pytest
 from _server import chunk, stream_step
 from m2kit._errors import ConfigError
 from m2kit._store import Store
-from m2kit._tools import run_sync
+from m2kit._tool_runs import run_sync
 from m2kit._types import ToolCall
 from m2kit.cli._ask_tools import load_functions, load_tools
 from m2kit.cli._builtin_tools import (

@@ -24,7 +24,7 @@ from m2kit._conversation import Conversation, Turn
 from m2kit._migrations import MIGRATIONS, latest_version
 from m2kit._store import Store, default_db_path, migrate
 from m2kit._store_rows import DIED
-from m2kit._tools import ToolResult
+from m2kit._tool_runs import ToolResult
 from m2kit._types import Reply, ToolCall, Usage
 
 if TYPE_CHECKING:

@@ -15,17 +15,8 @@ import anyio
 import pytest
 from pydantic import BaseModel, Field
 
-from m2kit._tools import (
-    Tool,
-    ToolArgumentsError,
-    ToolResult,
-    as_tool,
-    run_async,
-    run_many_async,
-    run_many_sync,
-    run_sync,
-    tool,
-)
+from m2kit._tool_runs import ToolResult, run_async, run_many_async, run_many_sync, run_sync
+from m2kit._tools import Tool, ToolArgumentsError, as_tool, tool
 from m2kit._types import ToolCall
 
 if TYPE_CHECKING:

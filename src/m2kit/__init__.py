@@ -40,7 +40,8 @@ from ._retry import RetryPolicy
 from ._routing import ModelRef, parse_model
 from ._stream import AsyncChatStream, ChatStream
 from ._thinking import Split, StreamSplitter, split_reply
-from ._tools import Tool, ToolArgumentsError, ToolResult, tool
+from ._tool_runs import ToolResult
+from ._tools import Tool, ToolArgumentsError, tool
 from ._types import (
     AnswerDelta,
     Done,

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ConfigError
-from ._tools import Tool, ToolResult, as_tool
+from ._tool_runs import ToolResult
+from ._tools import Tool, as_tool
 from ._types import Reply, StreamEvent, ToolCall
 
 if TYPE_CHECKING:

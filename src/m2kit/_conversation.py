@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     # Named in strings in the base classes of Conversation and AsyncConversation.
     from ._agent import AfterStep, BeforeTool, RunEvent, ToolStep
     from ._client import AsyncClient, Client, _BaseClient  # noqa: F401
-    from ._tools import ToolResult
+    from ._tool_runs import ToolResult
 
     _Partial = Callable[[], Reply | None]
     from ._request import ChatParams
@@ -662,7 +662,7 @@ class Conversation(_ClientConversation["Client"]):
     def _run_tools(
         self, agent: AgentRun, calls: Sequence[ToolCall], before_tool: BeforeTool | None
     ) -> list[ToolResult]:
-        from ._tools import run_many_sync
+        from ._tool_runs import run_many_sync
 
         planned = [
             agent.decided(call, before_tool(call) if before_tool is not None else True)
@@ -781,7 +781,7 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
     async def _run_tools(
         self, agent: AgentRun, calls: Sequence[ToolCall], before_tool: BeforeTool | None
     ) -> list[ToolResult]:
-        from ._tools import run_many_async
+        from ._tool_runs import run_many_async
 
         planned = []
         for call in calls:

@@ -54,6 +54,8 @@ _PARAM = re.compile(r"<parameter" + _NAME)
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _FAIL: Any = object()  # "this schema does not fit the value", where None is a real value
+# How deep `$ref`s and unions are followed: a schema that refers to itself must not loop forever.
+_MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,7 @@ class NativeToolStream:
         return NativeStep(self._resolve(body, False, calls), tuple(calls))
 
     def _outside(self, text: str, out: list[str]) -> str:
+        """Pass on `text` up to an opening tag; return what follows it, for `_inside`."""
         self._held = ""
         at = text.find(OPEN)
         if at >= 0:
@@ -142,6 +145,7 @@ class NativeToolStream:
         return ""
 
     def _inside(self, delta: str, out: list[str], calls: list[ToolCall]) -> str:
+        """Add `delta` to the open block; once it closes, resolve it and return what follows."""
         assert self._body is not None
         window = self._tail + delta
         close = window.find(CLOSE)
@@ -157,6 +161,7 @@ class NativeToolStream:
         return joined[at + len(CLOSE) :]
 
     def _resolve(self, body: str, closed: bool, calls: list[ToolCall]) -> str:
+        """Add a block's calls to `calls`; return the text that stays of it."""
         end = CLOSE if closed else ""
         kept, found = _parse_block(body, self.tools)
         if not found or not (closed or body.rstrip().endswith(_INVOKE_END)):
@@ -221,6 +226,7 @@ def _parse_parameters(inner: str, schema: Mapping[str, Any]) -> dict[str, Any] |
 
 
 def _name(match: re.Match[str]) -> str:
+    """The `name=` of an opening tag, whichever way it was quoted."""
     return next(group for group in match.groups() if group is not None)
 
 
@@ -252,7 +258,8 @@ def convert_value(
 
 
 def _convert(value: str, schema: Any, root: Mapping[str, Any], depth: int) -> Any:
-    if not isinstance(schema, Mapping) or not schema or depth > 32:
+    """`value` converted by `schema`, or `_FAIL` when it does not fit."""
+    if not isinstance(schema, Mapping) or not schema or depth > _MAX_DEPTH:
         return value
     if "$ref" in schema:
         return _convert(value, _follow(schema["$ref"], root), root, depth + 1)
@@ -288,6 +295,7 @@ def _convert(value: str, schema: Any, root: Mapping[str, Any], depth: int) -> An
 
 
 def _by_type(value: str, kind: Any) -> Any:
+    """`value` as the JSON Schema type `kind`, or `_FAIL`; unknown kinds keep the text."""
     if kind == "string" or kind not in ("null", "boolean", "integer", "number", "object", "array"):
         return value
     if kind == "null":
@@ -313,6 +321,7 @@ def _by_type(value: str, kind: Any) -> Any:
 
 
 def _json(value: str) -> Any:
+    """The JSON value `value` spells, or `_FAIL`."""
     try:
         return json.loads(value)
     except (ValueError, RecursionError):
@@ -320,7 +329,8 @@ def _json(value: str) -> Any:
 
 
 def _allows_null(schema: Any, root: Mapping[str, Any], depth: int) -> bool:
-    if not isinstance(schema, Mapping) or depth > 32:
+    """Whether `schema` lets the value be null, in any of the ways a schema can say so."""
+    if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
         return False
     if "$ref" in schema:
         return _allows_null(_follow(schema["$ref"], root), root, depth + 1)

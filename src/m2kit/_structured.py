@@ -72,6 +72,7 @@ def _locate(text: str) -> tuple[Any, str]:
 
 
 def _after_thinking(text: str) -> str:
+    """`text` without a leading `<think>` block."""
     # Only a block that opens at the start: a tag further in may be part of the answer's JSON.
     stripped = text.lstrip()
     if not stripped.startswith("<think>"):
@@ -81,6 +82,7 @@ def _after_thinking(text: str) -> str:
 
 
 def _first_value(text: str) -> tuple[Any, str]:
+    """The first JSON object or array that decodes, and its exact text."""
     decoder = json.JSONDecoder()
     first_error: ValueError | None = None
     for start, char in enumerate(text):
@@ -133,11 +135,12 @@ def response_format_for(schema_type: Any, mode: Mode) -> dict[str, Any] | None:
     which most pydantic schemas are not.
     """
     if mode != "json_schema":
-        return _response_format(mode, "", {})
-    return _response_format(mode, schema_name(schema_type), prepared(schema_type)[1])
+        return response_format(mode, "", {})
+    return response_format(mode, schema_name(schema_type), prepared(schema_type)[1])
 
 
-def _response_format(mode: Mode, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+def response_format(mode: Mode, name: str, schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `response_format` for `mode`, with the JSON Schema `schema` named `name` in it."""
     if mode is None:
         return None
     if mode == "json_object":
@@ -151,6 +154,7 @@ def instruction_for(schema_type: Any) -> str:
 
 
 def _instruction(schema: dict[str, Any]) -> str:
+    """The line that tells the model `schema`, compactly."""
     return INSTRUCTION + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -166,6 +170,15 @@ def repair_message(problem: str) -> Message:
     }
 
 
+def no_valid_answer(
+    name: str, rounds: int, problem: str, reply: Reply, hint: str
+) -> StructuredOutputError:
+    """The error for an answer still unusable after `rounds` rounds; `problem` is the last one's."""
+    plural = "s" if rounds > 1 else ""
+    message = f"no valid {name} in the answer after {rounds} round{plural}: {problem}"
+    return StructuredOutputError(message, reply=reply, errors=problem, hint=hint)
+
+
 def describe_errors(error: ValidationError) -> str:
     """pydantic's errors in one short line: `where: what` for the first few."""
     parts = []
@@ -178,6 +191,7 @@ def describe_errors(error: ValidationError) -> str:
 
 
 def _shortened(text: str) -> str:
+    """`text` on one line, cut at `_MAX_PROBLEM` characters."""
     text = " ".join(text.split())
     return text if len(text) <= _MAX_PROBLEM else text[: _MAX_PROBLEM - 1] + "…"
 
@@ -231,8 +245,8 @@ class StructuredCall(Generic[T]):
         self.mode = mode
         self.repairs_left = repairs
         self.rounds = 0
-        response_format = _response_format(mode, self.name, schema)
-        self.params: ChatParams = {**params, "response_format": response_format}
+        wanted = response_format(mode, self.name, schema)
+        self.params: ChatParams = {**params, "response_format": wanted}
         # json_schema carries the schema in response_format; the other modes need it in the prompt.
         if mode == "json_schema":
             self.messages = normalize_messages(messages)
@@ -246,6 +260,7 @@ class StructuredCall(Generic[T]):
         return self._found[0]
 
     def take(self, reply: Reply) -> bool:
+        """Read one round's reply: True when `value` holds the answer (see the class)."""
         from pydantic import ValidationError
 
         self.rounds += 1
@@ -259,17 +274,13 @@ class StructuredCall(Generic[T]):
             problem = f"it does not match the schema ({describe_errors(error)})"
 
         if self.repairs_left <= 0:
-            raise self._failed(reply, problem)
+            raise no_valid_answer(self.name, self.rounds, problem, reply, self._hint(reply))
         self.repairs_left -= 1
         self.messages.extend([reply.message, repair_message(problem)])
         return False
 
-    def _failed(self, reply: Reply, problem: str) -> StructuredOutputError:
-        rounds = f"{self.rounds} round" + ("s" if self.rounds > 1 else "")
-        message = f"no valid {self.name} in the answer after {rounds}: {problem}"
-        return StructuredOutputError(message, reply=reply, errors=problem, hint=self._hint(reply))
-
     def _hint(self, reply: Reply) -> str:
+        """What to try when no round gave a valid answer."""
         if reply.finish_reason == "length" or reply.cut_while_thinking:
             return "The reply hit its token limit: raise max_tokens."
         other = 'mode="json_object"' if self.mode == "json_schema" else 'mode="json_schema"'

@@ -1,22 +1,16 @@
-"""Typed Python functions as tools: their JSON Schema, checks on the model's arguments, and runs.
+"""Typed Python functions as tools: their JSON Schema, and checks on the model's arguments.
 
 pydantic builds the schemas and checks the arguments. It is imported when the first tool is made,
-never by `import m2kit`, which must stay fast (pydantic costs about 0.2 s). Running a tool never
-raises the tool's errors: they come back as a `ToolResult` with `error=True`, worded for the model;
-KeyboardInterrupt, SystemExit and cancellation always go through.
+never by `import m2kit`, which must stay fast (pydantic costs about 0.2 s). Running tools is
+`_tool_runs`'s.
 """
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
-import enum
-import functools
 import inspect
 import json
 import re
-import threading
-import time
 import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -24,16 +18,14 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from ._errors import M2Error
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-    from concurrent.futures import Future
+    from collections.abc import Callable, Iterable
 
     from pydantic import BaseModel, ValidationError
 
-    from ._types import Message, ToolCall
+    from ._types import ToolCall
 
 P = ParamSpec("P")
 R = TypeVar("R")
-T = TypeVar("T")
 
 # The OpenAI function-name rule, which the router and vLLM enforce too.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,6 +35,7 @@ _ARG_ENTRY = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _DATA_KEYS = frozenset({"default", "const", "enum", "examples"})
 _MAX_ERRORS = 5
 _MAX_SHOWN = 60
+_DESCRIBABLE = "use str, int, float, bool, Literal, Enum, list, dict or pydantic models"
 
 
 class ToolArgumentsError(M2Error, ValueError):
@@ -50,11 +43,6 @@ class ToolArgumentsError(M2Error, ValueError):
 
     The message is written for the model: it names each bad field and what was expected.
     """
-
-
-class _TimedOut(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"the tool did not finish within {seconds:g} s")
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +94,7 @@ class Tool(Generic[P, R]):
 
     @property
     def is_async(self) -> bool:
+        """Whether the function is a coroutine function (a runner awaits it on an event loop)."""
         return inspect.iscoroutinefunction(self.function)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -180,6 +169,7 @@ def as_tool(obj: Tool[..., Any] | Callable[..., Any]) -> Tool[..., Any]:
 
 
 def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """The docstring without its `Args:` section, and that section's text for each parameter."""
     lines = (doc or "").splitlines()
     start = next((i for i, line in enumerate(lines) if _ARGS_HEADER.match(line)), None)
     if start is None:
@@ -209,12 +199,14 @@ def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 
 
 def _indent(line: str) -> int:
+    """How many blanks the line starts with."""
     return len(line) - len(line.lstrip())
 
 
 def _arguments_model(
     name: str, function: Callable[..., Any]
 ) -> tuple[type[BaseModel], dict[str, str]]:
+    """A pydantic model of the function's parameters, and its field name -> parameter name."""
     import pydantic
 
     signature = inspect.signature(function)
@@ -241,12 +233,13 @@ def _arguments_model(
     except pydantic.PydanticUserError as exc:
         raise TypeError(
             f"tool {name}: a parameter's type cannot be described in JSON Schema ({exc});"
-            " use str, int, float, bool, Literal, Enum, list, dict or pydantic models"
+            f" {_DESCRIBABLE}"
         ) from exc
     return model, fields
 
 
 def _check_parameter(tool_name: str, param: inspect.Parameter, hints: dict[str, Any]) -> None:
+    """TypeError, with the fix, for a parameter the model could not be told how to pass."""
     where = f"tool {tool_name}: parameter {param.name!r}"
     if param.kind is param.VAR_POSITIONAL:
         raise TypeError(
@@ -268,12 +261,16 @@ def _check_parameter(tool_name: str, param: inspect.Parameter, hints: dict[str, 
 
 
 def _schema(name: str, model: type[BaseModel], documented: dict[str, str]) -> dict[str, Any]:
+    """The parameters' JSON Schema, described from the docstring where `Field` gave nothing."""
     import pydantic
 
     try:
         schema: dict[str, Any] = _without_titles(model.model_json_schema())
     except pydantic.PydanticUserError as exc:
-        raise TypeError(f"tool {name}: its parameters have no JSON Schema ({exc})") from exc
+        raise TypeError(
+            f"tool {name}: its parameters have no JSON Schema ({exc}); {_DESCRIBABLE}"
+        ) from exc
+
     for param, prop in schema.get("properties", {}).items():
         if param in documented and "description" not in prop:
             prop["description"] = documented[param]
@@ -294,6 +291,7 @@ def _without_titles(node: Any) -> Any:
 
 
 def _decode(tool_name: str, text: str) -> dict[str, Any]:
+    """The arguments as a dict (blank or null: none); ToolArgumentsError when they are no object."""
     if not text.strip():
         return {}
     try:
@@ -318,6 +316,7 @@ def _decode(tool_name: str, text: str) -> dict[str, Any]:
 
 
 def _python_literal(text: str) -> object:
+    """The Python literal `text` spells, or None."""
     import ast
 
     try:
@@ -327,6 +326,7 @@ def _python_literal(text: str) -> object:
 
 
 def _problems(exc: ValidationError, params: Iterable[str]) -> str:
+    """pydantic's first few errors in one line for the model, each naming its field."""
     problems = []
     for error in exc.errors(include_url=False)[:_MAX_ERRORS]:
         where = _location(error["loc"])
@@ -336,12 +336,14 @@ def _problems(exc: ValidationError, params: Iterable[str]) -> str:
             problems.append(f"{where}: not a parameter (the parameters are {', '.join(params)})")
         else:
             problems.append(f"{where}: {error['msg']} (got {_shown(error['input'])})")
+
     if exc.error_count() > _MAX_ERRORS:
         problems.append(f"and {exc.error_count() - _MAX_ERRORS} more")
     return "; ".join(problems)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
+    """An error's location as `items[0].name`."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
@@ -349,207 +351,6 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def _shown(value: object) -> str:
+    """A value as short JSON, cut at `_MAX_SHOWN` characters."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    """The outcome of one tool call. `content` goes back to the model; `elapsed` is in seconds."""
-
-    call: ToolCall
-    content: str
-    error: bool
-    elapsed: float
-
-    def to_message(self) -> Message:
-        """The `tool` message for the conversation's history."""
-        return {
-            "role": "tool",
-            "tool_call_id": self.call.id,
-            "name": self.call.name,
-            "content": self.content,
-        }
-
-
-def run_sync(tool: Tool[..., Any], call: ToolCall, *, timeout: float | None = None) -> ToolResult:
-    """Run one call and return its result; the tool's errors become the result's content.
-
-    `timeout` (seconds) applies when the tool has none of its own. A sync tool with a time limit
-    runs on a thread, and an async tool always does (under `anyio.run`). A thread cannot be killed:
-    past the limit it is left to finish on its own, and its result is dropped.
-    """
-    import anyio
-
-    limit = tool.timeout if tool.timeout is not None else timeout
-    started = time.perf_counter()
-    try:
-        kwargs = tool.arguments(call)
-        if tool.is_async:
-            work = functools.partial(tool.function, **kwargs)
-            value = _wait(_start(functools.partial(anyio.run, _within, limit, work)), limit)
-        elif limit is None:
-            value = tool.function(**kwargs)
-        else:
-            value = _wait(_start(functools.partial(tool.function, **kwargs)), limit)
-        content, error = _content(value), False
-    except Exception as exc:
-        content, error = _failure(exc), True
-    return ToolResult(call, content, error, time.perf_counter() - started)
-
-
-async def run_async(
-    tool: Tool[..., Any], call: ToolCall, *, timeout: float | None = None
-) -> ToolResult:
-    """Run one call under anyio and return its result; the tool's errors become its content.
-
-    `timeout` (seconds) applies when the tool has none of its own. A sync tool runs on a worker
-    thread (`anyio.to_thread`); past the limit the thread is abandoned, since it cannot be killed,
-    and finishes on its own.
-    """
-    import anyio.to_thread
-
-    limit = tool.timeout if tool.timeout is not None else timeout
-    started = time.perf_counter()
-    try:
-        kwargs = tool.arguments(call)
-        job = functools.partial(tool.function, **kwargs)
-        if tool.is_async:
-            value = await _within(limit, job)
-        else:
-            work = functools.partial(anyio.to_thread.run_sync, job, abandon_on_cancel=True)
-            value = await _within(limit, work)
-        content, error = _content(value), False
-    except Exception as exc:
-        content, error = _failure(exc), True
-    return ToolResult(call, content, error, time.perf_counter() - started)
-
-
-def run_many_sync(
-    calls: Sequence[ToolCall],
-    tools_by_name: Mapping[str, Tool[..., Any]],
-    *,
-    parallel: bool = True,
-    timeout: float | None = None,
-) -> list[ToolResult]:
-    """Run the calls, each on its own thread when `parallel`, and return results in call order."""
-
-    def one(call: ToolCall) -> ToolResult:
-        if (found := tools_by_name.get(call.name)) is None:
-            return _unknown(call, tools_by_name)
-        return run_sync(found, call, timeout=timeout)
-
-    if not parallel or len(calls) < 2:
-        return [one(call) for call in calls]
-    running = [_start(functools.partial(one, call)) for call in calls]
-    return [future.result() for future in running]
-
-
-async def run_many_async(
-    calls: Sequence[ToolCall],
-    tools_by_name: Mapping[str, Tool[..., Any]],
-    *,
-    parallel: bool = True,
-    timeout: float | None = None,
-) -> list[ToolResult]:
-    """Run the calls, concurrently in a task group when `parallel`; results come in call order."""
-    import anyio
-
-    results = [_unknown(call, tools_by_name) for call in calls]
-    stopped: list[BaseException] = []
-
-    async def one(number: int, call: ToolCall) -> None:
-        if (found := tools_by_name.get(call.name)) is not None:
-            results[number] = await run_async(found, call, timeout=timeout)
-
-    if not parallel or len(calls) < 2:
-        for number, call in enumerate(calls):
-            await one(number, call)
-        return results
-
-    async def guarded(number: int, call: ToolCall) -> None:
-        try:
-            await one(number, call)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except BaseException as exc:
-            # A task group would wrap a KeyboardInterrupt in an exception group; keep it bare.
-            stopped.append(exc)
-            group.cancel_scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        for number, call in enumerate(calls):
-            group.start_soon(guarded, number, call)
-    if stopped:
-        raise stopped[0]
-    return results
-
-
-def _unknown(call: ToolCall, tools_by_name: Mapping[str, Tool[..., Any]]) -> ToolResult:
-    available = ", ".join(tools_by_name) or "none"
-    return ToolResult(call, f"Error: no tool named {call.name}; available: {available}", True, 0.0)
-
-
-async def _within(limit: float | None, work: Callable[[], Awaitable[T]]) -> T:
-    import anyio
-
-    if limit is None:
-        return await work()
-    with anyio.move_on_after(limit):
-        return await work()
-    raise _TimedOut(limit)
-
-
-def _start(work: Callable[[], T]) -> Future[T]:
-    from concurrent.futures import Future
-
-    future: Future[T] = Future()
-    context = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            future.set_result(context.run(work))
-        except BaseException as exc:  # handed to the waiting thread, KeyboardInterrupt included
-            future.set_exception(exc)
-
-    # A daemon thread, so that a tool which never returns cannot keep the interpreter alive.
-    threading.Thread(target=target, name="m2kit-tool", daemon=True).start()
-    return future
-
-
-def _wait(future: Future[T], limit: float | None) -> T:
-    from concurrent.futures import wait
-
-    if limit is not None and not wait([future], timeout=limit).done:
-        raise _TimedOut(limit)
-    return future.result()
-
-
-def _failure(exc: Exception) -> str:
-    if isinstance(exc, (ToolArgumentsError, _TimedOut)):
-        return f"Error: {exc}"
-    return f"Error: {type(exc).__name__}: {exc}"
-
-
-def _content(value: object) -> str:
-    from pydantic import BaseModel
-
-    if isinstance(value, str):
-        return value
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    return json.dumps(value, ensure_ascii=False, default=_jsonable)
-
-
-def _jsonable(value: object) -> object:
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (set, frozenset)):
-        return list(value)
-    return str(value)

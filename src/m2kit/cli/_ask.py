@@ -1,27 +1,25 @@
-"""`m2 ask`: one question, one answer: streamed, or as checked JSON (--schema, --json-mode).
+"""`m2 ask`: one question, one answer, streamed or printed whole.
 
-With tools the run is `_ask_tools`'s.
+A JSON answer (--schema, --json-mode) is `_ask_schema`'s; a run with tools is `_ask_tools`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import select
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .._errors import ConfigError, StreamError, StreamErrorEvent, StructuredOutputError
-from .._types import AnswerDelta, ThinkingDelta
+from .._errors import ConfigError, StreamError, StreamErrorEvent
+from ._ask_schema import run_structured
 from ._common import logging_enabled, open_store, settings
 from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_json
 from ._render import StreamRenderer, describe_notice, footer, reply_json, show_whole, write_raw
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
     from .._client import Client
     from .._conversation import Conversation
@@ -72,10 +70,12 @@ class AskOptions:
 
     @property
     def structured(self) -> bool:
+        """Whether the answer is to be JSON (--schema or --json-mode)."""
         return self.schema is not None or self.json_mode
 
     @property
     def with_tools(self) -> bool:
+        """Whether the model may call tools (-T or --functions)."""
         return bool(self.tools) or self.functions is not None
 
     @property
@@ -138,6 +138,7 @@ def _warn_if_stdin_waits() -> None:
 
 
 def _params(options: AskOptions, chosen: Settings) -> ChatParams:
+    """A new conversation's parameters: the flags, with `settings`' config and defaults."""
     return {
         "max_tokens": chosen.max_tokens,
         "temperature": chosen.temperature,
@@ -186,7 +187,7 @@ def _ask(options: AskOptions) -> Reply | int:
 
             return run_with_tools(conversation, prompt, tools, options, notices)
         if options.structured:
-            return _structured(conversation, prompt, options, notices)
+            return run_structured(conversation, prompt, options, notices)
 
         renderer = StreamRenderer(think=options.think, quiet=options.raw or options.json_output)
         notices.renderer = renderer
@@ -262,6 +263,7 @@ def _given(options: AskOptions) -> ChatParams:
 def _receive(
     conversation: Conversation, options: AskOptions, prompt: str, renderer: StreamRenderer
 ) -> Reply:
+    """The reply to `prompt`, shown as it streams or whole once it has come."""
     if not options.stream:
         reply = conversation.send(prompt)
         show_whole(renderer, reply, think=options.think)
@@ -269,225 +271,6 @@ def _receive(
 
     with conversation.stream(prompt) as events:
         return renderer.play(events)
-
-
-def _structured(
-    conversation: Conversation, prompt: str, options: AskOptions, notices: Notices
-) -> Reply:
-    """Ask for a JSON answer, with repair rounds, and print it; each round is a turn."""
-    from .._structured import NoJSONError, extract_json, repair_message
-
-    if options.schema is None:
-        schema: Mapping[str, Any] | None = None
-        name = "JSON value"
-        response_format: dict[str, Any] = {"type": "json_object"}
-    else:
-        schema, name = load_schema(options.schema)
-        inner = {"name": name, "schema": schema, "strict": False}
-        response_format = {"type": "json_schema", "json_schema": inner}
-
-    text = prompt
-    rounds = 0
-    while True:
-        rounds += 1
-        reply = _structured_reply(conversation, text, options, notices, response_format)
-        try:
-            value = extract_json(reply.text)
-            problems = [] if schema is None else schema_problems(schema, value)
-            problem = f"it does not match the schema ({_joined(problems)})" if problems else ""
-        except NoJSONError as error:
-            problem = " ".join(str(error).split())
-        if not problem:
-            write_json(value)
-            return reply
-        if rounds > options.repairs:
-            break
-        text = repair_message(problem)["content"]
-
-    plural = "s" if rounds > 1 else ""
-    raise StructuredOutputError(
-        f"no valid {name} in the answer after {rounds} round{plural}: {problem}",
-        reply=reply,
-        errors=problem,
-        hint=_structured_hint(reply, options),
-    )
-
-
-def _structured_reply(
-    conversation: Conversation,
-    text: str,
-    options: AskOptions,
-    notices: Notices,
-    response_format: dict[str, Any],
-) -> Reply:
-    # Only the thinking is shown as it comes: the JSON is printed once it has been checked.
-    renderer = StreamRenderer(think=options.think)
-    notices.renderer = renderer
-    try:
-        if not options.stream:
-            reply = conversation.send(text, response_format=response_format)
-            if options.think and reply.thinking:
-                renderer.feed(ThinkingDelta(reply.thinking))
-            return reply
-        with conversation.stream(text, response_format=response_format) as events:
-            return renderer.play(event for event in events if not isinstance(event, AnswerDelta))
-    finally:
-        renderer.end()
-        notices.renderer = None
-
-
-def _structured_hint(reply: Reply, options: AskOptions) -> str:
-    if reply.finish_reason == "length" or reply.cut_while_thinking:
-        return "The reply hit its token limit: raise --max-tokens."
-    other = "--json-mode" if options.schema is not None else "--schema"
-    return (
-        f"Raise --repairs, try {other}, or use a model and provider that support structured"
-        " output (m2 models shows which)."
-    )
-
-
-def load_schema(given: str) -> tuple[dict[str, Any], str]:
-    """The JSON Schema of `--schema` (a file, or the schema itself when it starts with "{"), and
-    a name for it within what servers accept."""
-    from .._structured import schema_name
-
-    inline = given.lstrip().startswith("{")
-    where = "the --schema text" if inline else given
-    try:
-        text = given if inline else Path(given).read_text(encoding="utf-8")
-        schema = json.loads(text)
-    except OSError as error:
-        raise ConfigError(f"cannot read the schema file {given}: {error.strerror}") from None
-    except ValueError as error:
-        raise ConfigError(f"{where} is not valid JSON: {error}") from None
-    if not isinstance(schema, dict):
-        raise ConfigError(f"{where} is not a JSON Schema: it should be a JSON object")
-
-    title = schema.get("title")
-    fallback = "answer" if inline else Path(given).stem
-    return schema, schema_name(title if isinstance(title, str) and title else fallback)
-
-
-# What `schema_problems` checks; other keywords (formats, patterns, lengths, ranges) are not.
-_KINDS: dict[str, type | tuple[type, ...]] = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "null": type(None),
-}
-_MAX_PROBLEMS = 5
-
-
-def schema_problems(
-    schema: object, value: object, where: str = "", root: object = None
-) -> list[str]:
-    """What is wrong with `value` for a JSON Schema, as "where: what" lines; empty when it fits.
-
-    A subset of JSON Schema: `type`, `enum`, `const`, `required`, `properties`,
-    `additionalProperties`, `items` (one schema for every item), `allOf`, `anyOf`, `oneOf` (read
-    as anyOf) and `$ref` within the schema. Other keywords are not checked.
-    """
-    root = schema if root is None else root
-    at = where or "the value"
-    if schema is False:
-        return [f"{at}: not allowed here"]
-    if not isinstance(schema, dict):
-        return []
-
-    problems: list[str] = []
-    if isinstance(schema.get("$ref"), str):
-        problems += schema_problems(_resolved(root, schema["$ref"]), value, where, root)
-    kinds = schema.get("type")
-    kinds = [kinds] if isinstance(kinds, str) else kinds
-    if isinstance(kinds, list) and not any(_is_kind(value, str(kind)) for kind in kinds):
-        problems.append(f"{at}: should be {' or '.join(map(str, kinds))}, not {_kind_of(value)}")
-        return problems
-    if "const" in schema and not _same(value, schema["const"]):
-        problems.append(f"{at}: should be {json.dumps(schema['const'], ensure_ascii=False)}")
-    choices = schema.get("enum")
-    if isinstance(choices, list) and not any(_same(value, choice) for choice in choices):
-        shown = ", ".join(json.dumps(choice, ensure_ascii=False) for choice in choices)
-        problems.append(f"{at}: should be one of {shown}")
-
-    for part in schema.get("allOf") or []:
-        problems += schema_problems(part, value, where, root)
-    for key in ("anyOf", "oneOf"):
-        parts = schema.get(key)
-        if isinstance(parts, list) and parts:
-            found = [schema_problems(part, value, where, root) for part in parts]
-            if all(found):
-                problems.append(f"{at}: matches none of the choices ({found[0][0]})")
-
-    if isinstance(value, dict):
-        problems += _object_problems(schema, value, where, root)
-    elif isinstance(value, list) and isinstance(schema.get("items"), (dict, bool)):
-        for number, item in enumerate(value):
-            problems += schema_problems(schema["items"], item, f"{where}[{number}]", root)
-    return problems
-
-
-def _object_problems(
-    schema: Mapping[str, Any], value: Mapping[str, Any], where: str, root: object
-) -> list[str]:
-    problems = []
-    prefix = f"{where}." if where else ""
-    for key in schema.get("required") or []:
-        if key not in value:
-            problems.append(f"{prefix}{key}: required but missing")
-
-    properties = schema.get("properties") or {}
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        if key in properties:
-            problems += schema_problems(properties[key], item, prefix + key, root)
-        elif extra is False:
-            problems.append(f"{prefix}{key}: not a property the schema allows")
-        else:
-            problems += schema_problems(extra, item, prefix + key, root)
-    return problems
-
-
-def _resolved(root: object, ref: str) -> object:
-    """The part of the schema a local `$ref` ("#/$defs/Item") points at; anything else passes."""
-    if not ref.startswith("#"):
-        return True
-    node = root
-    for step in ref[1:].split("/")[1:]:
-        step = step.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or step not in node:
-            return True
-        node = node[step]
-    return node
-
-
-def _is_kind(value: object, kind: str) -> bool:
-    # bool is an int in Python, but never a number in JSON.
-    if kind in ("integer", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        return kind == "number" or float(value).is_integer()
-    expected = _KINDS.get(kind)
-    return expected is None or isinstance(value, expected)
-
-
-def _kind_of(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return next((kind for kind, found in _KINDS.items() if isinstance(value, found)), "unknown")
-
-
-def _same(value: object, expected: object) -> bool:
-    return isinstance(value, bool) == isinstance(expected, bool) and value == expected
-
-
-def _joined(problems: list[str]) -> str:
-    shown = problems[:_MAX_PROBLEMS]
-    if len(problems) > _MAX_PROBLEMS:
-        shown.append(f"and {len(problems) - _MAX_PROBLEMS} more")
-    return "; ".join(shown)
 
 
 def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
@@ -522,6 +305,7 @@ def run(options: AskOptions) -> int:
 
 
 def _run(options: AskOptions) -> int:
+    """The exit code; errors go up to `guarded`, which prints them."""
     started = time.monotonic()
     try:
         outcome = _ask(options)

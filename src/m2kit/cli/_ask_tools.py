@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
-from .._tools import Tool, ToolResult
+from .._tool_runs import ToolResult
+from .._tools import Tool
 from .._types import AnswerDelta, Done, ThinkingDelta, ToolCall
 from ._output import EXIT_FAILURE, is_terminal, say
 from ._render import StreamRenderer
@@ -94,6 +95,7 @@ def load_functions(path: str) -> list[Tool[..., Any]]:
 
 
 def _imported(file: Path) -> Any:
+    """The functions file, run as a module; ConfigError when it raises."""
     name = "m2_functions_" + re.sub(r"\W", "_", file.stem)
     loader = importlib.machinery.SourceFileLoader(name, str(file))
     spec = importlib.util.spec_from_file_location(name, file, loader=loader)
@@ -143,12 +145,14 @@ class ToolScreen:
             self._notices.renderer = self._renderer
 
     def close(self) -> None:
+        """Stop showing the current model request."""
         if self._renderer is not None:
             self._renderer.end()
             self._renderer = None
             self._notices.renderer = None
 
     def on_event(self, event: StreamEvent | ToolResult) -> None:
+        """Show one event of the run: thinking as it comes, a step's end, or a tool's result."""
         if isinstance(event, ToolResult):
             self._finished(event)
             return
@@ -160,6 +164,7 @@ class ToolScreen:
             self._step_done(event.reply)
 
     def _step_done(self, reply: Reply) -> None:
+        """Show a request's reply: the answer on stdout, or commentary before tool calls."""
         assert self._renderer is not None
         if not reply.tool_calls:
             if reply.text:
@@ -173,6 +178,7 @@ class ToolScreen:
         self._waiting = len(reply.tool_calls)
 
     def before_tool(self, call: ToolCall) -> bool:
+        """Show the call; for run_python, ask first (unless --yes). False when refused."""
         say(_cut(f"→ {call.name}({_arguments(call.arguments)})"), dim=True)
         if call.name not in self._ask_first:
             return True
@@ -187,16 +193,18 @@ class ToolScreen:
         return False
 
     def _finished(self, result: ToolResult) -> None:
-        if result.call.id in self._denied:  # already shown as denied
+        """Show a call's result, unless it was refused and already said so."""
+        if result.call.id in self._denied:
             self._denied.discard(result.call.id)
             return
         say(_cut(f"← {_summary(result)}"), dim=True)
         self._one_less()
 
     def _one_less(self) -> None:
+        """Count a call as done; after the step's last, the next request is on its way."""
         self._waiting -= 1
         if self._waiting == 0:
-            self.open()  # the next request is on its way
+            self.open()
 
 
 def run_with_tools(
@@ -229,17 +237,24 @@ def run_with_tools(
 
 def _arguments(text: str) -> str:
     """A call's arguments as `name=value, …`, or as sent when they are not a JSON object."""
-    try:
-        values = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return " ".join(text.split())
-    if not isinstance(values, dict):
+    values = _object(text)
+    if values is None:
         return " ".join(text.split())
     shown = (f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in values.items())
     return ", ".join(shown)
 
 
+def _object(text: str) -> dict[str, Any] | None:
+    """A call's arguments as a JSON object (none when blank), or None when they are not one."""
+    try:
+        values = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return None
+    return values if isinstance(values, dict) else None
+
+
 def _summary(result: ToolResult) -> str:
+    """A result in one line: its first line and how many more, or the error."""
     text = result.content.strip()
     if result.error:
         return "error: " + _first_line(text.removeprefix("Error:").strip())
@@ -249,20 +264,19 @@ def _summary(result: ToolResult) -> str:
 
 
 def _first_line(text: str) -> str:
+    """The first line that is not blank, its spaces squeezed."""
     return next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
 
 
 def _cut(line: str) -> str:
+    """`line`, cut to fit the terminal's width."""
     width = shutil.get_terminal_size().columns
     return line if len(line) < width else line[: max(width - 2, 1)] + _CUT
 
 
 def _code(call: ToolCall) -> str:
-    try:
-        values = json.loads(call.arguments)
-    except ValueError:
-        values = None
-    code = values.get("code") if isinstance(values, dict) else None
+    """The code a run_python call would run, or its arguments as sent."""
+    code = (_object(call.arguments) or {}).get("code")
     return code if isinstance(code, str) else call.arguments
 
 

@@ -25,6 +25,7 @@ MAX_OUTPUT = 20_000
 #: Seconds a run_python call may take before its process is killed.
 RUN_TIMEOUT = 30.0
 
+#: What ends a cut output, so the model knows that there was more.
 CUT = "… (cut)"
 # A NUL byte in the first block is how `grep` and `git` tell a binary file too.
 _SNIFF = 8192

@@ -1,0 +1,254 @@
+"""`m2 ask --schema` and `--json-mode`: the schema, the repair rounds and the check behind them.
+
+The check is a subset of JSON Schema written here (see `schema_problems`), so that `m2 ask` needs
+neither a JSON Schema library nor pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ConfigError
+from .._types import AnswerDelta, ThinkingDelta
+from ._output import write_json
+from ._render import StreamRenderer
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .._conversation import Conversation
+    from .._types import Reply
+    from ._ask import AskOptions, Notices
+
+# What `schema_problems` checks; other keywords (formats, patterns, lengths, ranges) are not.
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+_MAX_PROBLEMS = 5
+
+
+def run_structured(
+    conversation: Conversation, prompt: str, options: AskOptions, notices: Notices
+) -> Reply:
+    """Ask for a JSON answer, with repair rounds, and print it; each round is a turn.
+
+    StructuredOutputError when the answer is still not valid after `--repairs` more rounds.
+    """
+    from .._structured import no_valid_answer, repair_message, response_format
+
+    if options.schema is None:
+        schema: Mapping[str, Any] | None = None
+        name = "JSON value"
+        wanted = response_format("json_object", name, {})
+    else:
+        schema, name = load_schema(options.schema)
+        wanted = response_format("json_schema", name, schema)
+
+    text = prompt
+    rounds = 0
+    while True:
+        rounds += 1
+        reply = _reply(conversation, text, options, notices, wanted)
+        value, problem = _checked(reply.text, schema)
+        if not problem:
+            write_json(value)
+            return reply
+        if rounds > options.repairs:
+            break
+        text = repair_message(problem)["content"]
+
+    raise no_valid_answer(name, rounds, problem, reply, _hint(reply, options))
+
+
+def _reply(
+    conversation: Conversation,
+    text: str,
+    options: AskOptions,
+    notices: Notices,
+    wanted: dict[str, Any] | None,
+) -> Reply:
+    """One round's reply to `text`, its thinking shown as it comes (with --think)."""
+    # Only the thinking is shown as it comes: the JSON is printed once it has been checked.
+    renderer = StreamRenderer(think=options.think)
+    notices.renderer = renderer
+    try:
+        if not options.stream:
+            reply = conversation.send(text, response_format=wanted)
+            if options.think and reply.thinking:
+                renderer.feed(ThinkingDelta(reply.thinking))
+            return reply
+        with conversation.stream(text, response_format=wanted) as events:
+            return renderer.play(event for event in events if not isinstance(event, AnswerDelta))
+    finally:
+        renderer.end()
+        notices.renderer = None
+
+
+def _checked(text: str, schema: Mapping[str, Any] | None) -> tuple[Any, str]:
+    """The JSON value in an answer, and what is wrong with it ("" when nothing is)."""
+    from .._structured import NoJSONError, extract_json
+
+    try:
+        value = extract_json(text)
+    except NoJSONError as error:
+        return None, " ".join(str(error).split())
+
+    problems = [] if schema is None else schema_problems(schema, value)
+    return value, f"it does not match the schema ({_joined(problems)})" if problems else ""
+
+
+def _hint(reply: Reply, options: AskOptions) -> str:
+    """What to try when no round gave a valid answer."""
+    if reply.finish_reason == "length" or reply.cut_while_thinking:
+        return "The reply hit its token limit: raise --max-tokens."
+    other = "--json-mode" if options.schema is not None else "--schema"
+    return (
+        f"Raise --repairs, try {other}, or use a model and provider that support structured"
+        " output (m2 models shows which)."
+    )
+
+
+def load_schema(given: str) -> tuple[dict[str, Any], str]:
+    """The JSON Schema of `--schema` (a file, or the schema itself when it starts with "{"), and
+    a name for it within what servers accept. ConfigError when it cannot be read or is no object.
+    """
+    from .._structured import schema_name
+
+    inline = given.lstrip().startswith("{")
+    where = "the --schema text" if inline else given
+    try:
+        text = given if inline else Path(given).read_text(encoding="utf-8")
+        schema = json.loads(text)
+    except OSError as error:
+        raise ConfigError(f"cannot read the schema file {given}: {error.strerror}") from None
+    except ValueError as error:
+        raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{where} is not a JSON Schema: it should be a JSON object")
+
+    title = schema.get("title")
+    fallback = "answer" if inline else Path(given).stem
+    return schema, schema_name(title if isinstance(title, str) and title else fallback)
+
+
+def schema_problems(
+    schema: object, value: object, where: str = "", root: object = None
+) -> list[str]:
+    """What is wrong with `value` for a JSON Schema, as "where: what" lines; empty when it fits.
+
+    A subset of JSON Schema: `type`, `enum`, `const`, `required`, `properties`,
+    `additionalProperties`, `items` (one schema for every item), `allOf`, `anyOf`, `oneOf` (read
+    as anyOf) and `$ref` within the schema. Other keywords are not checked.
+    """
+    root = schema if root is None else root
+    at = where or "the value"
+    if schema is False:
+        return [f"{at}: not allowed here"]
+    if not isinstance(schema, dict):
+        return []
+
+    problems: list[str] = []
+    if isinstance(schema.get("$ref"), str):
+        problems += schema_problems(_resolved(root, schema["$ref"]), value, where, root)
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if isinstance(kinds, list) and not any(_is_kind(value, str(kind)) for kind in kinds):
+        problems.append(f"{at}: should be {' or '.join(map(str, kinds))}, not {_kind_of(value)}")
+        return problems
+    if "const" in schema and not _same(value, schema["const"]):
+        problems.append(f"{at}: should be {json.dumps(schema['const'], ensure_ascii=False)}")
+    choices = schema.get("enum")
+    if isinstance(choices, list) and not any(_same(value, choice) for choice in choices):
+        shown = ", ".join(json.dumps(choice, ensure_ascii=False) for choice in choices)
+        problems.append(f"{at}: should be one of {shown}")
+
+    for part in schema.get("allOf") or []:
+        problems += schema_problems(part, value, where, root)
+    for key in ("anyOf", "oneOf"):
+        parts = schema.get(key)
+        if isinstance(parts, list) and parts:
+            found = [schema_problems(part, value, where, root) for part in parts]
+            if all(found):
+                problems.append(f"{at}: matches none of the choices ({found[0][0]})")
+
+    if isinstance(value, dict):
+        problems += _object_problems(schema, value, where, root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), (dict, bool)):
+        for number, item in enumerate(value):
+            problems += schema_problems(schema["items"], item, f"{where}[{number}]", root)
+    return problems
+
+
+def _object_problems(
+    schema: Mapping[str, Any], value: Mapping[str, Any], where: str, root: object
+) -> list[str]:
+    """The problems of an object's keys: missing, not allowed, or wrong inside."""
+    problems = []
+    prefix = f"{where}." if where else ""
+    for key in schema.get("required") or []:
+        if key not in value:
+            problems.append(f"{prefix}{key}: required but missing")
+
+    properties = schema.get("properties") or {}
+    extra = schema.get("additionalProperties", True)
+    for key, item in value.items():
+        if key in properties:
+            problems += schema_problems(properties[key], item, prefix + key, root)
+        elif extra is False:
+            problems.append(f"{prefix}{key}: not a property the schema allows")
+        else:
+            problems += schema_problems(extra, item, prefix + key, root)
+    return problems
+
+
+def _resolved(root: object, ref: str) -> object:
+    """The part of the schema a local `$ref` ("#/$defs/Item") points at; anything else passes."""
+    if not ref.startswith("#"):
+        return True
+
+    node = root
+    for step in ref[1:].split("/")[1:]:
+        step = step.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or step not in node:
+            return True
+        node = node[step]
+    return node
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    """Whether `value` is of the JSON Schema type `kind`; an unknown kind takes anything."""
+    # bool is an int in Python, but never a number in JSON.
+    if kind in ("integer", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return kind == "number" or float(value).is_integer()
+    expected = _KINDS.get(kind)
+    return expected is None or isinstance(value, expected)
+
+
+def _kind_of(value: object) -> str:
+    """The JSON Schema type of `value`, for a message."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return next((kind for kind, found in _KINDS.items() if isinstance(value, found)), "unknown")
+
+
+def _same(value: object, expected: object) -> bool:
+    """Equal, and both booleans or neither: in Python, True == 1."""
+    return isinstance(value, bool) == isinstance(expected, bool) and value == expected
+
+
+def _joined(problems: list[str]) -> str:
+    """The first `_MAX_PROBLEMS` problems in one line, and how many more there are."""
+    shown = problems[:_MAX_PROBLEMS]
+    if len(problems) > _MAX_PROBLEMS:
+        shown.append(f"and {len(problems) - _MAX_PROBLEMS} more")
+    return "; ".join(shown)
