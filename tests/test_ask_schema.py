@@ -106,7 +106,10 @@ def test_invalid_json_is_repaired(server: ScriptedServer, person_file: Path) -> 
     second = server.requests[1].json()
     assert second["response_format"]["type"] == "json_schema"
     messages = second["messages"]
-    assert messages[0] == {"role": "user", "content": "Invent a person."}
+    asked = messages[0]["content"]
+    assert messages[0]["role"] == "user"
+    assert asked.startswith("Invent a person.\n\nAnswer with only a JSON value matching")
+    assert json.loads(asked.split("JSON Schema: ", 1)[1]) == json.loads(person_file.read_text())
     assert messages[1] == {"role": "assistant", "content": first}
     assert messages[2]["role"] == "user"
     assert messages[2]["content"].startswith("That answer could not be used:")
@@ -132,7 +135,7 @@ def test_failure_is_one_line(server: ScriptedServer, person_file: Path) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("m2: error: no valid Person in the answer after 2 rounds:")
+    assert result.stderr.startswith("m2: error: the model gave no valid Person after 2 rounds:")
     assert "--repairs" in result.stderr
 
 
@@ -158,14 +161,17 @@ def test_no_stream_asks_for_a_whole_reply(server: ScriptedServer, person_file: P
 
 
 def test_json_mode(server: ScriptedServer) -> None:
-    """If --json-mode is given, then json_object is asked for and the first JSON value printed."""
+    """If --json-mode is given, then json_object is asked for, the prompt asks for JSON (some
+    servers refuse json_object without it), and the first JSON value is printed."""
     server.queue(answer('Hmm.</think>\n\nSure: {"a": [1, 2]} and also {"b": 2}'))
 
     result = m2(server, "ask", "--json-mode", "Some JSON?")
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"a": [1, 2]}
-    assert server.requests[0].json()["response_format"] == {"type": "json_object"}
+    body = server.requests[0].json()
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["messages"][0]["content"] == "Some JSON?\n\nAnswer with only a JSON value."
 
 
 @pytest.mark.parametrize(
@@ -264,3 +270,21 @@ def test_schema_problems(schema: Any, value: Any, problems: list[str]) -> None:
     """If a value breaks a checked keyword, then the problem names where and what; keywords
     outside the checked subset pass."""
     assert schema_problems(schema, value) == problems
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ('{"type": "objekt"}', "type 'objekt' is not one of"),
+        ('{"properties": {"name": {"type": "strin"}}}', "the schema.properties.name: type 'strin'"),
+        ('{"required": "name"}', "required should be a list"),
+        ('{"anyOf": {"type": "string"}}', "anyOf should be a list"),
+        ('{"items": 3}', "the schema.items should be an object or true/false"),
+    ],
+)
+def test_a_misspelt_schema_is_refused_before_any_request(schema: str, said: str) -> None:
+    """If the schema has a misspelt type or a misshapen keyword, then load_schema says where,
+    instead of letting every answer pass."""
+    with pytest.raises(ConfigError, match="not a usable JSON Schema") as caught:
+        load_schema(schema)
+    assert said in str(caught.value)

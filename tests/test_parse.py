@@ -16,7 +16,7 @@ from typing_extensions import TypedDict  # pydantic wants it, not typing's, befo
 from _server import completion, error_step, json_step
 from m2kit import AsyncClient, BadRequestError, Client, RetryPolicy
 from m2kit._errors import StructuredOutputError
-from m2kit._structured import INSTRUCTION, repair_message
+from m2kit._structured import INSTRUCTION, instruction_for, repair_message
 
 if TYPE_CHECKING:
     from _server import ScriptedServer
@@ -91,7 +91,10 @@ def test_valid_answer_becomes_the_model(run: Run) -> None:
 
     assert city == City(name="Paris", population=2100000)
     assert len(run.server.requests) == 1
-    assert run.messages(0) == [{"role": "user", "content": "Paris?"}]
+    assert run.messages(0) == [
+        {"role": "system", "content": instruction_for(City)},
+        {"role": "user", "content": "Paris?"},
+    ]
     assert run.body(0)["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "City", "schema": City.model_json_schema(), "strict": False},
@@ -158,7 +161,8 @@ def test_invalid_json_is_repaired_with_the_reply_in_history(
 
     assert city.name == "Paris"
     first, second = run.body(0), run.body(1)
-    user, assistant, repair = second["messages"]
+    system, user, assistant, repair = second["messages"]
+    assert system == {"role": "system", "content": instruction_for(City)}
     assert user == {"role": "user", "content": "Paris?"}
     assert assistant["role"] == "assistant"
     assert "I should count." in json.dumps(assistant)
@@ -189,7 +193,7 @@ def test_repairs_exhausted_raise_with_the_last_reply(run: Run) -> None:
     assert error.text == "Sorry, I cannot."
     assert error.reply.thinking == "Still unsure."
     assert error.errors == NO_JSON
-    assert str(error) == f"no valid City in the answer after 2 rounds: {NO_JSON}"
+    assert str(error) == f"the model gave no valid City after 2 rounds: {NO_JSON}"
     assert 'mode="json_object"' in error.hint
     assert "repairs=" in error.hint
     assert "m2 models" in error.hint

@@ -322,7 +322,10 @@ def test_a_valid_answer_ends_the_call() -> None:
 
     assert call.take(reply('{"name": "Paris", "population": 2100000}'))
     assert call.value == City(name="Paris", population=2100000)
-    assert call.messages == [{"role": "user", "content": "Paris?"}]
+    assert call.messages == [
+        {"role": "system", "content": instruction_for(City)},
+        {"role": "user", "content": "Paris?"},
+    ]
 
 
 def test_an_invalid_answer_adds_the_reply_and_a_repair() -> None:
@@ -331,8 +334,8 @@ def test_an_invalid_answer_adds_the_reply_and_a_repair() -> None:
     first = reply("Paris, about 2 million", raw="<think>hm</think>Paris, about 2 million")
 
     assert not call.take(first)
-    assert call.messages[1] == first.message
-    assert call.messages[2] == repair_message("the answer holds no JSON object or array")
+    assert call.messages[2] == first.message
+    assert call.messages[3] == repair_message("the answer holds no JSON object or array")
 
     with pytest.raises(StructuredOutputError) as caught:
         call.take(reply('{"name": "Paris"}'))

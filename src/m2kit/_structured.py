@@ -150,11 +150,14 @@ def response_format(mode: Mode, name: str, schema: Mapping[str, Any]) -> dict[st
 
 def instruction_for(schema_type: Any) -> str:
     """The line that tells the model the schema, for modes that do not carry it."""
-    return _instruction(prepared(schema_type)[1])
+    return schema_instruction(prepared(schema_type)[1])
 
 
-def _instruction(schema: dict[str, Any]) -> str:
-    """The line that tells the model `schema`, compactly."""
+def schema_instruction(schema: Mapping[str, Any] | None) -> str:
+    """The line that tells the model `schema`, compactly; with None, to answer in JSON at all
+    (some servers refuse `json_object` unless the messages ask for JSON)."""
+    if schema is None:
+        return "Answer with only a JSON value."
     return INSTRUCTION + json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -175,7 +178,7 @@ def no_valid_answer(
 ) -> StructuredOutputError:
     """The error for an answer still unusable after `rounds` rounds; `problem` is the last one's."""
     plural = "s" if rounds > 1 else ""
-    message = f"no valid {name} in the answer after {rounds} round{plural}: {problem}"
+    message = f"the model gave no valid {name} after {rounds} round{plural}: {problem}"
     return StructuredOutputError(message, reply=reply, errors=problem, hint=hint)
 
 
@@ -247,11 +250,9 @@ class StructuredCall(Generic[T]):
         self.rounds = 0
         wanted = response_format(mode, self.name, schema)
         self.params: ChatParams = {**params, "response_format": wanted}
-        # json_schema carries the schema in response_format; the other modes need it in the prompt.
-        if mode == "json_schema":
-            self.messages = normalize_messages(messages)
-        else:
-            self.messages = with_instruction(messages, _instruction(schema))
+        # The schema goes in the prompt in every mode: a provider may ignore response_format
+        # without a word, and then the model would be asked to fit a schema it never saw.
+        self.messages = with_instruction(messages, schema_instruction(schema))
         self._found: list[T] = []
 
     @property

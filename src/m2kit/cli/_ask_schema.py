@@ -40,7 +40,7 @@ def run_structured(
 
     StructuredOutputError when the answer is still not valid after `--repairs` more rounds.
     """
-    from .._structured import no_valid_answer, repair_message, response_format
+    from .._structured import no_valid_answer, repair_message, response_format, schema_instruction
 
     if options.schema is None:
         schema: Mapping[str, Any] | None = None
@@ -50,7 +50,8 @@ def run_structured(
         schema, name = load_schema(options.schema)
         wanted = response_format("json_schema", name, schema)
 
-    text = prompt
+    # In the prompt too: a provider may ignore response_format without a word.
+    text = f"{prompt}\n\n{schema_instruction(schema)}"
     rounds = 0
     while True:
         rounds += 1
@@ -131,10 +132,48 @@ def load_schema(given: str) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"{where} is not valid JSON: {error}") from None
     if not isinstance(schema, dict):
         raise ConfigError(f"{where} is not a JSON Schema: it should be a JSON object")
+    mistake = _mistake(schema)
+    if mistake:
+        raise ConfigError(f"{where} is not a usable JSON Schema: {mistake}")
 
     title = schema.get("title")
     fallback = "answer" if inline else Path(given).stem
     return schema, schema_name(title if isinstance(title, str) and title else fallback)
+
+
+_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
+def _mistake(schema: object, at: str = "the schema") -> str | None:
+    """The first misspelt or misshapen keyword among those `schema_problems` checks, so that a
+    typo is refused up front instead of letting any answer through; None when there is none."""
+    if isinstance(schema, bool):
+        return None
+    if not isinstance(schema, dict):
+        return f"{at} should be an object or true/false"
+
+    kinds = schema.get("type", [])
+    for kind in kinds if isinstance(kinds, list) else [kinds]:
+        if kind not in _TYPES:
+            return f"{at}: type {kind!r} is not one of {', '.join(_TYPES)}"
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
+        return f"{at}: required should be a list of property names"
+
+    children: list[tuple[str, object]] = []
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        return f"{at}: properties should be an object"
+    children += [(f"{at}.properties.{name}", value) for name, value in properties.items()]
+    for key in ("items", "additionalProperties"):
+        if key in schema:
+            children.append((f"{at}.{key}", schema[key]))
+    for key in ("allOf", "anyOf", "oneOf"):
+        options = schema.get(key, [])
+        if not isinstance(options, list):
+            return f"{at}: {key} should be a list of schemas"
+        children += [(f"{at}.{key}[{n}]", option) for n, option in enumerate(options)]
+    return next((found for path, child in children if (found := _mistake(child, path))), None)
 
 
 def schema_problems(
