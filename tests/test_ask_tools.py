@@ -50,8 +50,13 @@ def m2(server: ScriptedServer, cwd: Path, *args: str) -> subprocess.CompletedPro
     )
 
 
-def calls(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> Step:
-    """A streamed reply that thinks, then calls one tool."""
+def calls(
+    name: str,
+    arguments: dict[str, Any],
+    call_id: str = "call_1",
+    usage: dict[str, int] | None = None,
+) -> Step:
+    """A streamed reply that thinks, then calls one tool (then sends `usage`, when given)."""
     call = {
         "index": 0,
         "id": call_id,
@@ -63,12 +68,19 @@ def calls(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> Step
             chunk(content="I need a tool.</think>\n\n"),
             chunk(tool_calls=[call]),
             chunk(finish_reason="tool_calls"),
+            *([chunk(choices=False, usage=usage)] if usage else []),
         ]
     )
 
 
-def answers(text: str) -> Step:
-    return stream_step([chunk(content=f"Got it.</think>\n\n{text}"), chunk(finish_reason="stop")])
+def answers(text: str, usage: dict[str, int] | None = None) -> Step:
+    return stream_step(
+        [
+            chunk(content=f"Got it.</think>\n\n{text}"),
+            chunk(finish_reason="stop"),
+            *([chunk(choices=False, usage=usage)] if usage else []),
+        ]
+    )
 
 
 def tool_message(server: ScriptedServer, number: int = 1) -> dict[str, Any]:
@@ -107,6 +119,28 @@ def test_a_two_step_run_with_read_file(server: ScriptedServer, folder: Path) -> 
     assert message["tool_call_id"] == "call_1"
     assert "hello" in message["content"]
     assert server.requests[1].json()["messages"][1]["tool_calls"][0]["id"] == "call_1"
+
+
+def test_json_of_a_run_has_its_steps_and_every_calls_tokens(
+    server: ScriptedServer, folder: Path
+) -> None:
+    """If --json is given to a tool run, then the JSON holds each step with its calls and
+    results, and total_usage adds up the tokens of every call."""
+    usage = {"prompt_tokens": 30, "completion_tokens": 12}
+    server.queue(calls("list_dir", {}, usage=usage), answers("One file.", usage=usage))
+
+    result = m2(server, folder, "ask", "--json", "-T", "list_dir", "What is here?")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["answer"] == "One file."
+    (step,) = data["steps"]
+    assert step["tool_calls"][0]["function"]["name"] == "list_dir"
+    assert step["results"][0]["tool_call_id"] == "call_1"
+    assert "notes.txt" in step["results"][0]["content"]
+    assert data["usage"]["prompt_tokens"] == 30
+    assert data["total_usage"]["prompt_tokens"] == 60
+    assert data["total_usage"]["completion_tokens"] == 24
 
 
 def test_the_run_is_one_turn_in_the_store(server: ScriptedServer, folder: Path) -> None:
@@ -154,7 +188,8 @@ def test_run_python_is_denied_without_a_terminal(server: ScriptedServer, folder:
 
 
 def test_run_python_runs_with_yes(server: ScriptedServer, folder: Path) -> None:
-    """If --yes is given, then run_python runs in the current directory without asking."""
+    """If --yes is given, then run_python runs in the current directory without asking, and
+    stderr shows what the code printed."""
     code = "open('made.txt', 'w').write('x'); print(6 * 7)"
     server.queue(calls("run_python", {"code": code}), answers("It printed 42."))
 
@@ -164,7 +199,20 @@ def test_run_python_runs_with_yes(server: ScriptedServer, folder: Path) -> None:
     assert (folder / "made.txt").read_text() == "x"
     content = tool_message(server)["content"]
     assert content.startswith("exit code: 0\nstdout:\n42\n")
-    assert "← exit code: 0" in result.stderr
+    assert "← 42\n" in result.stderr
+
+
+def test_a_failing_run_python_shows_its_exit_code_and_error(
+    server: ScriptedServer, folder: Path
+) -> None:
+    """If the code fails, then stderr shows the exit code and the first line of its errors."""
+    code = "import sys; sys.exit('no luck')"
+    server.queue(calls("run_python", {"code": code}), answers("It failed."))
+
+    result = m2(server, folder, "ask", "-T", "run_python", "--yes", "Try.")
+
+    assert result.returncode == 0, result.stderr
+    assert "← exit code 1: no luck" in result.stderr
 
 
 def test_run_python_asks_on_a_terminal(server: ScriptedServer, folder: Path) -> None:
@@ -311,6 +359,15 @@ def test_functions_file_errors(tmp_path: Path, source: str, message: str) -> Non
     with pytest.raises(ConfigError, match=message) as caught:
         load_functions(str(path))
     assert "\n" not in str(caught.value)
+
+
+def test_functions_file_must_be_python(tmp_path: Path) -> None:
+    """If --functions names a file that is not .py, then ConfigError says it takes Python."""
+    schema = tmp_path / "tools.json"
+    schema.write_text('{"name": "f"}', encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"takes a Python file \(FILE.py\)"):
+        load_tools([], str(schema))
 
 
 def test_a_tool_name_clash(tmp_path: Path) -> None:

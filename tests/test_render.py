@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import time
 
-from m2kit._types import AnswerDelta, ThinkingDelta, Wait
+from m2kit._agent import ToolStep
+from m2kit._tool_runs import ToolResult
+from m2kit._types import AnswerDelta, Reply, ThinkingDelta, ToolCall, Usage, Wait
 from m2kit.cli._output import CLEAR_LINE
-from m2kit.cli._render import StreamRenderer, describe_notice
+from m2kit.cli._render import StreamRenderer, describe_notice, footer
 
 
 class Terminal(io.StringIO):
@@ -87,3 +89,21 @@ def test_no_indicator_off_a_terminal() -> None:
 
     assert err.getvalue() == "plan\n\n"
     assert out.getvalue() == "Hi\n"
+
+
+def _reply(tokens: int | None) -> Reply:
+    usage = None if tokens is None else Usage(total_tokens=tokens)
+    return Reply(text="Hi", thinking=None, raw="Hi", message={}, model="m", usage=usage)
+
+
+def test_footer_counts_every_call_of_a_run() -> None:
+    """If a reply ends a tool run, then the footer adds the tokens of every step's call, and
+    says how many calls there were; a call without counts adds nothing."""
+    call = ToolCall("c1", "f", "{}")
+    steps = [
+        ToolStep(_reply(100), (ToolResult(call, "ok", error=False, elapsed=0.0),)),
+        ToolStep(_reply(None), ()),
+    ]
+
+    assert footer(_reply(42), 1.25) == "m · 1.2 s · 42 tokens"
+    assert footer(_reply(42), 1.25, steps) == "m · 1.2 s · 142 tokens · 3 calls"

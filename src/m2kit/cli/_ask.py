@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import ConfigError, StreamError, StreamErrorEvent
+from .._types import Reply
 from ._ask_schema import run_structured
 from ._common import logging_enabled, open_store, settings
 from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_json
@@ -21,12 +22,13 @@ from ._render import StreamRenderer, describe_notice, footer, reply_json, show_w
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from .._agent import RunResult
     from .._client import Client
     from .._conversation import Conversation
     from .._request import ChatParams
     from .._store import Store
     from .._tools import Tool
-    from .._types import Notice, Reply
+    from .._types import Notice
     from ._common import Settings
 
 # How long piped input may be silent before m2 says that it is waiting for it.
@@ -162,7 +164,7 @@ class Notices:
             say(describe_notice(notice), dim=True)
 
 
-def _ask(options: AskOptions) -> Reply | int:
+def _ask(options: AskOptions) -> Reply | RunResult | int:
     """The final reply, or the exit code when m2 has already said why there is none."""
     options.check()
     prompt = read_prompt(options.prompt)
@@ -273,10 +275,14 @@ def _receive(
         return renderer.play(events)
 
 
-def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
-    """Print what the mode asks for (a streamed answer is out already), then the notes on stderr."""
+def _report(outcome: Reply | RunResult, options: AskOptions, seconds: float) -> int:
+    """Print what the mode asks for (a streamed answer is out already), then the notes on stderr.
+
+    A tool run's steps are part of the JSON, and its footer counts every call's tokens.
+    """
+    reply, steps = (outcome, ()) if isinstance(outcome, Reply) else (outcome.reply, outcome.steps)
     if options.json_output:
-        write_json(reply_json(reply))
+        write_json(reply_json(reply, steps))
     elif options.raw:
         write_raw(reply)
 
@@ -294,7 +300,7 @@ def _report(reply: Reply, options: AskOptions, seconds: float) -> int:
     if reply.finish_reason == "length":
         say("m2: the answer was cut short at its token limit: raise --max-tokens for all of it.")
     if is_terminal(sys.stderr):
-        say(footer(reply, seconds), dim=True)
+        say(footer(reply, seconds, steps), dim=True)
     return EXIT_OK
 
 

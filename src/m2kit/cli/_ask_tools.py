@@ -28,11 +28,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import TextIO
 
+    from .._agent import RunResult
     from .._conversation import Conversation
     from .._types import Reply, StreamEvent
     from ._ask import AskOptions, Notices
 
 _CUT = "…"
+# What run_python returns (see _builtin_tools.run_code).
+_RUN = re.compile(r"exit code: (-?\d+)\nstdout:\n(.*?)\nstderr:\n(.*)", re.DOTALL)
 
 
 def load_tools(names: Sequence[str], functions: str | None) -> list[Tool[..., Any]]:
@@ -70,6 +73,9 @@ def load_functions(path: str) -> list[Tool[..., Any]]:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--functions: there is no file {path}")
+    if file.suffix != ".py":
+        # Run as Python, a JSON or text file would fail in a way that says nothing useful.
+        raise ConfigError(f"--functions takes a Python file (FILE.py), not {path}")
 
     module = _imported(file)
     tools = {id(value): value for value in vars(module).values() if isinstance(value, Tool)}
@@ -213,8 +219,8 @@ def run_with_tools(
     tools: Sequence[Tool[..., Any]],
     options: AskOptions,
     notices: Notices,
-) -> Reply | int:
-    """Run the tool loop; the final reply, or EXIT_FAILURE when the steps ran out."""
+) -> RunResult | int:
+    """Run the tool loop; how it ended, or EXIT_FAILURE when the steps ran out."""
     screen = ToolScreen(tools, options, notices)
     screen.open()
     try:
@@ -232,7 +238,7 @@ def run_with_tools(
         steps = options.max_steps  # each a request to the model; the last one's calls never ran
         say(f"m2: stopped after {steps} steps without an answer (raise --max-steps)")
         return EXIT_FAILURE
-    return result.reply
+    return result
 
 
 def _arguments(text: str) -> str:
@@ -254,10 +260,19 @@ def _object(text: str) -> dict[str, Any] | None:
 
 
 def _summary(result: ToolResult) -> str:
-    """A result in one line: its first line and how many more, or the error."""
+    """A result in one line: its first line and how many more, or the error; for run_python,
+    the first line the code printed, and its exit code when not 0."""
     text = result.content.strip()
     if result.error:
         return "error: " + _first_line(text.removeprefix("Error:").strip())
+    ran = _RUN.match(text) if result.call.name == "run_python" else None
+    if ran is not None:
+        code, printed, errors = ran.groups()
+        shown = printed if printed != "(nothing)" else errors
+        lines = shown.strip().count("\n") + 1
+        first = _first_line(shown) or "(nothing)"
+        more = f" (+{lines - 1} lines)" if lines > 1 else ""
+        return (f"exit code {code}: " if code != "0" else "") + first + more
     lines = text.count("\n") + 1
     first = _first_line(text) or "(nothing)"
     return f"{first} (+{lines - 1} lines)" if lines > 1 else first

@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .._types import (
@@ -19,12 +19,15 @@ from .._types import (
     Reply,
     StreamEvent,
     ThinkingDelta,
+    Usage,
     Wait,
 )
 from ._output import CLEAR_LINE, DIM, RESET, color, is_terminal, write
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+
+    from .._agent import ToolStep
 
 # How often the indicator's clock is redrawn.
 _INDICATOR_PERIOD = 0.25
@@ -226,7 +229,37 @@ def write_raw(reply: Reply) -> None:
     write(reply.raw + ending)
 
 
-def reply_json(reply: Reply) -> dict[str, Any]:
+def reply_json(reply: Reply, steps: Sequence[ToolStep] = ()) -> dict[str, Any]:
+    """`m2 ask --json`: the reply; for a tool run also each step (its reply's fields, its
+    calls' results) and `total_usage`, every call's tokens added up."""
+    found = _reply_fields(reply)
+    if steps:
+        found["steps"] = [
+            _reply_fields(step.reply)
+            | {
+                "results": [
+                    {"tool_call_id": r.call.id, "content": r.content, "error": r.error}
+                    for r in step.results
+                ]
+            }
+            for step in steps
+        ]
+        found["total_usage"] = asdict(total_usage([*(step.reply for step in steps), reply]))
+    return found
+
+
+def total_usage(replies: Sequence[Reply]) -> Usage:
+    """Every reply's token counts added up; a count no reply gave stays None."""
+
+    def add(name: str) -> int | None:
+        counts = [getattr(r.usage, name) for r in replies if r.usage is not None]
+        known = [count for count in counts if count is not None]
+        return sum(known) if known else None
+
+    return Usage(*(add(field.name) for field in fields(Usage)))
+
+
+def _reply_fields(reply: Reply) -> dict[str, Any]:
     return {
         "answer": reply.text,
         "reasoning": reply.thinking,
@@ -243,12 +276,15 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-def footer(reply: Reply, seconds: float) -> str:
-    """A short line about who answered and what it cost."""
+def footer(reply: Reply, seconds: float, steps: Sequence[ToolStep] = ()) -> str:
+    """A short line about who answered and what it cost (a tool run: all its calls)."""
     parts = [reply.model or "?"]
     if reply.provider:
         parts.append(f"via {reply.provider}")
     parts.append(f"{seconds:.1f} s")
-    if reply.usage and reply.usage.total_tokens is not None:
-        parts.append(f"{reply.usage.total_tokens} tokens")
+    usage = total_usage([*(step.reply for step in steps), reply])
+    if usage.total_tokens is not None:
+        parts.append(f"{usage.total_tokens} tokens")
+    if steps:
+        parts.append(f"{len(steps) + 1} calls")
     return " · ".join(parts)
