@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("m2kit")
 
-#: What a `before_tool` hook answers: True runs the call, False refuses it (the model is told),
-#: a ToolCall runs that one instead (edited arguments; same tool, and the call's id is kept).
-Decision = bool | ToolCall
+#: What a `before_tool` hook answers: True (or None: a hook that only looks) runs the call,
+#: False refuses it (the model is told), a ToolCall runs that one instead (edited arguments;
+#: same tool, and the call's id is kept).
+Decision = bool | ToolCall | None
 BeforeTool = Callable[[ToolCall], Decision | Awaitable[Decision]]
 AfterStep = Callable[["ToolStep"], Awaitable[None] | None]
 #: What `on_event` receives: every event of every step's stream, and each tool's result.
@@ -130,6 +131,7 @@ class AgentRun:
         return bool(reply.tool_calls) and self.calls_made < self.max_steps
 
     def result(self, reply: Reply) -> RunResult:
+        """How the run ended, given its last reply."""
         stopped: Stopped = "max_steps" if reply.tool_calls else "answer"
         if stopped == "max_steps":
             # Info, not a warning: RunResult.stopped says it to the caller, who says it best.
@@ -164,6 +166,7 @@ class AgentRun:
         latency: float | None,
         first_token: float | None,
     ) -> ToolStep:
+        """Record a step whose tools have run, and return it."""
         step = ToolStep(reply, tuple(results), latency, first_token)
         self.steps.append(step)
         return step
@@ -187,6 +190,7 @@ def in_call_order(
 
 
 def step_to_json(step: ToolStep, reply_to_json: Callable[[Reply], Any]) -> dict[str, Any]:
+    """A step as saved files and the store keep it; the reply in `reply_to_json`'s form."""
     return {
         "reply": reply_to_json(step.reply),
         "results": [
@@ -204,6 +208,7 @@ def step_to_json(step: ToolStep, reply_to_json: Callable[[Reply], Any]) -> dict[
 
 
 def step_from_json(data: Any, reply_from_json: Callable[[Any], Reply]) -> ToolStep:
+    """The step `step_to_json` wrote."""
     results = tuple(
         ToolResult(
             call=ToolCall(**item["call"]),
