@@ -202,6 +202,8 @@ def _play(conversation: Conversation, step: Do) -> Any:
     try:
         if step.action == "run":
             return conversation.run(step.text, **step.params)
+        if step.action == "rerun":
+            return conversation.run(conversation.drop_last(), **step.params)
         return conversation.send(step.text, **step.params)
     except M2Error as exc:
         return exc
@@ -211,6 +213,8 @@ async def _aplay(conversation: AsyncConversation, step: Do) -> Any:
     try:
         if step.action == "run":
             return await conversation.run(step.text, **step.params)
+        if step.action == "rerun":
+            return await conversation.run(conversation.drop_last(), **step.params)
         return await conversation.send(step.text, **step.params)
     except M2Error as exc:
         return exc
@@ -1188,3 +1192,19 @@ def test_bad_run_is_a_config_error_before_any_request(
     assert agent.server.requests == []
     assert conversation.turns == []
     assert conversation.title is None
+
+
+def test_drop_last_then_run_retries_a_run_with_its_tools(agent: Agent) -> None:
+    """If the last turn was a run, then run(drop_last()) runs its text again with the tools,
+    the dropped turn out of history, and one turn is left."""
+    log: Log = []
+    agent.server.queue(asks(WEATHER), answers("Sunny."), asks(WEATHER), answers("Still sunny."))
+    tools = {"tools": weather_and_add(log)}
+
+    conversation, results = agent.play(Do("run", PROMPT, tools), Do("rerun", "", tools))
+
+    assert results[1].text == "Still sunny."
+    assert [turn.user for turn in conversation.turns] == [PROMPT]
+    assert agent.messages(2) == [user(PROMPT)]
+    assert [tool["function"]["name"] for tool in agent.body(2)["tools"]] == ["get_weather", "add"]
+    assert len(log) == 2

@@ -391,8 +391,10 @@ class ConversationBase:
             except Exception as exc:
                 _recorder_failed("end_turn", exc)
 
-    def _drop_last(self) -> str:
-        """Remove the last turn, whatever its status, and return its user text."""
+    def drop_last(self) -> str:
+        """Remove the last turn, whatever its status, and return its user text; the recorder
+        keeps it, marked superseded. `conversation.run(conversation.drop_last(), tools=...)`
+        retries a turn of `run()`, which `retry()` would send again without tools."""
         if not self.turns:
             raise ConfigError("nothing to retry: the conversation has no turns yet")
         if self.recorder is not None:
@@ -579,8 +581,9 @@ class Conversation(_ClientConversation["Client"]):
             raise
 
     def retry(self, **params: Unpack[ChatParams]) -> Reply:
-        """Drop the last turn, whatever its status, and send its text again with `send`."""
-        return self.send(self._drop_last(), **params)
+        """Drop the last turn, whatever its status, and send its text again with `send` (for a
+        turn of `run()`, see `drop_last`)."""
+        return self.send(self.drop_last(), **params)
 
     def run(
         self,
@@ -678,7 +681,7 @@ class Conversation(_ClientConversation["Client"]):
 
     def retry_stream(self, **params: Unpack[ChatParams]) -> ChatStream:
         """Drop the last turn now, and stream its text again with `stream`."""
-        return self.stream(self._drop_last(), **params)
+        return self.stream(self.drop_last(), **params)
 
 
 class AsyncConversation(_ClientConversation["AsyncClient"]):
@@ -713,8 +716,9 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
             raise
 
     async def retry(self, **params: Unpack[ChatParams]) -> Reply:
-        """Drop the last turn, whatever its status, and send its text again with `send`."""
-        return await self.send(self._drop_last(), **params)
+        """Drop the last turn, whatever its status, and send its text again with `send` (for a
+        turn of `run()`, see `drop_last`)."""
+        return await self.send(self.drop_last(), **params)
 
     async def run(
         self,
@@ -799,7 +803,7 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
 
     def retry_stream(self, **params: Unpack[ChatParams]) -> AsyncChatStream:
         """Drop the last turn now, and stream its text again with `stream`."""
-        return self.stream(self._drop_last(), **params)
+        return self.stream(self.drop_last(), **params)
 
 
 def _already(reply: Reply) -> _Partial:
