@@ -367,6 +367,19 @@ def _checked_base_url(given: str | None) -> str:
     return text.rstrip("/")
 
 
+def _verify(base_url: str) -> bool:
+    """Whether TLS certificates may need checking: False only when nothing will speak TLS (a
+    plain-http base URL, with redirects not followed and no https:// proxy), which spares
+    loading the CA bundle, about 40 ms of every `m2` run against a self-hosted server."""
+    if not base_url.lower().startswith("http://"):
+        return True
+    proxies = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+    return any(
+        (os.environ.get(name) or os.environ.get(name.lower()) or "").lower().startswith("https:")
+        for name in proxies
+    )
+
+
 def _finish_body(stream: Iterator[httpx2.ServerSentEvent]) -> None:
     """Read what follows `[DONE]` (the end of the body, as a rule), so that the connection goes
     back to the pool for the next call instead of being closed; the reply has been handed over
@@ -410,7 +423,9 @@ class Client(_BaseClient):
     _http: httpx2.Client
 
     def _open(self) -> None:
-        self._http = httpx2.Client(timeout=self._timeout, follow_redirects=False)
+        self._http = httpx2.Client(
+            timeout=self._timeout, follow_redirects=False, verify=_verify(self.base_url)
+        )
 
     def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
         """Send `messages` (a prompt, or a list of message dicts) and return the whole reply."""
@@ -523,7 +538,9 @@ class AsyncClient(_BaseClient):
     _http: httpx2.AsyncClient
 
     def _open(self) -> None:
-        self._http = httpx2.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self._http = httpx2.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, verify=_verify(self.base_url)
+        )
 
     async def chat(self, messages: Messages, **params: Unpack[ChatParams]) -> Reply:
         """Send `messages` and return the whole reply."""
