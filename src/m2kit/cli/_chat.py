@@ -4,6 +4,9 @@ One `Session` (the client, the conversation, this session's usage) is shown thro
 screens. On a terminal, prompt_toolkit reads and rich draws (`_chat_terminal`). Otherwise each
 line of standard input is one turn and the answers are printed plain, the way `m2 ask` prints
 them, for scripts. Slash commands live in `_chat_commands`.
+
+Tools (-T, --functions) load before the session starts, and only when asked for: making a tool
+imports pydantic.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .._errors import ConfigError, M2Error
-from .._types import ParameterDropped
+from .._types import AnswerDelta, ParameterDropped, ThinkingDelta
 from ._chat_commands import handle
-from ._chat_session import Screen, Session
+from ._chat_session import Screen, Session, Toolbox, typed_line
 from ._common import logging_enabled, open_store, settings
 from ._output import EXIT_FAILURE, EXIT_OK, broken_pipe, failed, interrupted, is_terminal, say
 from ._render import StreamRenderer, describe_notice
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from .._request import ChatParams
     from .._store import Store
     from .._stream import ChatStream
-    from .._types import Notice, Reply
+    from .._types import Notice, Reply, StreamEvent
     from ._common import Settings
 
 _HISTORY_NAME = "chat_history"
@@ -56,17 +59,21 @@ class ChatOptions:
     cid: str | None
     resume: bool
     include_interrupted: bool
+    tools: tuple[str, ...]
+    functions: str | None
+    max_steps: int
+    yes: bool
 
 
 class PlainScreen:
     """Standard streams, as `m2 ask` uses them: answers on stdout, everything else on stderr."""
 
     def __init__(self) -> None:
-        self._renderer: StreamRenderer | None = None
+        self.renderer: StreamRenderer | None = None
 
     def note(self, line: str) -> None:
-        if self._renderer is not None:
-            self._renderer.notice(line)
+        if self.renderer is not None:
+            self.renderer.notice(line)
         else:
             say(line, dim=True)
 
@@ -84,12 +91,59 @@ class PlainScreen:
         """Scripts know what they sent: nothing to repeat."""
 
     def play(self, stream: ChatStream, *, think: bool) -> Reply:
-        self._renderer = StreamRenderer(think=think)
+        renderer = self.renderer = StreamRenderer(think=think)
         try:
-            return self._renderer.play(stream)
+            return renderer.play(stream)
         finally:
-            self._renderer.end()
-            self._renderer = None
+            renderer.end()
+            self.renderer = None
+
+    def steps(self, *, think: bool) -> PlainSteps:
+        return PlainSteps(self, think=think)
+
+
+class PlainSteps:
+    """A run's model requests on the standard streams, as `m2 ask -T` shows them.
+
+    The thinking (with /think) and the indicator show as the request streams; its answer goes to
+    stdout when the request ends, since until then it cannot be told from what the model says
+    before calling tools, which goes to stderr.
+    """
+
+    def __init__(self, screen: PlainScreen, *, think: bool) -> None:
+        self._screen = screen
+        self._think = think
+
+    def begin(self) -> None:
+        self._screen.renderer = StreamRenderer(think=self._think)
+
+    def feed(self, event: StreamEvent) -> None:
+        if self._screen.renderer is not None and isinstance(event, ThinkingDelta):
+            self._screen.renderer.feed(event)
+
+    def end(self, reply: Reply | None) -> None:
+        renderer, self._screen.renderer = self._screen.renderer, None
+        if renderer is None:
+            return
+        if reply is not None and not reply.tool_calls and reply.text:
+            renderer.feed(AnswerDelta(reply.text))
+        renderer.end()
+        if reply is not None and reply.tool_calls and reply.text.strip():
+            say(reply.text.strip(), dim=True)
+
+    def line(self, text: str) -> None:
+        from ._ask_tools import _cut
+
+        say(_cut(text), dim=True)
+
+    def ask(self, code: str, question: str) -> str | None:
+        # In line mode standard input holds the messages: no answer can come from it.
+        if not is_terminal(sys.stdin):
+            return None
+        indented = "".join(f"    {line}\n" for line in code.splitlines())
+        sys.stderr.write(f"{indented}{question}")
+        sys.stderr.flush()
+        return typed_line()
 
 
 def run(options: ChatOptions) -> int:
@@ -102,7 +156,9 @@ def run(options: ChatOptions) -> int:
         screen = TerminalScreen()
 
     try:
-        session = _open(options, screen)
+        # Before the store opens and any request goes: a broken functions file costs nothing.
+        tools = _toolbox(options)
+        session = _open(options, screen, tools)
     except M2Error as error:
         return failed(error)
 
@@ -131,7 +187,21 @@ def read_lines(session: Session, source: BinaryIO) -> int:
     return EXIT_FAILURE if session.had_error else EXIT_OK
 
 
-def _open(options: ChatOptions, screen: Screen) -> Session:
+def _toolbox(options: ChatOptions) -> Toolbox | None:
+    """The tools of -T and --functions; None without them (and then pydantic stays unloaded)."""
+    if not options.tools and options.functions is None:
+        return None
+    from ._ask_tools import load_tools
+    from ._builtin_tools import run_python
+
+    tools = load_tools(options.tools, options.functions)
+    if not tools:
+        return None
+    asked = frozenset() if options.yes else frozenset(t.name for t in tools if t is run_python)
+    return Toolbox(tuple(tools), options.max_steps, asked)
+
+
+def _open(options: ChatOptions, screen: Screen, tools: Toolbox | None) -> Session:
     if options.resume and options.cid is not None:
         raise ConfigError("give either --cid ID or -c/--continue, not both")
     found = settings(
@@ -162,7 +232,7 @@ def _open(options: ChatOptions, screen: Screen) -> Session:
         store.close()
         store = None
 
-    return Session(client, conversation, screen, store, api_key=options.api_key)
+    return Session(client, conversation, screen, store, api_key=options.api_key, tools=tools)
 
 
 def _new(

@@ -28,6 +28,7 @@ HELP = f"""\
 /new             start a new conversation, with the same model and system prompt
 /save PATH       save the conversation as JSON, or as Markdown when PATH ends in .md
 /usage           this session's calls and tokens
+/tools           the tools the model may call (m2 chat -T NAME, --functions FILE.py)
 /help            this list
 /exit            leave (so does Ctrl-D)
 //TEXT           send a message that starts with "/"
@@ -132,6 +133,19 @@ def _usage(session: Session, argument: str) -> bool:
     return True
 
 
+def _tools(session: Session, argument: str) -> bool:
+    if not _no_argument(session, "tools", argument):
+        return True
+    if session.tools is None:
+        session.screen.note(
+            "m2: no tools: start m2 chat with -T NAME (read_file, list_dir, run_python or all)"
+            " or --functions FILE.py"
+        )
+    else:
+        session.screen.show(session.tools.describe())
+    return True
+
+
 def _help(session: Session, argument: str) -> bool:
     session.screen.show(HELP)
     return True
@@ -155,6 +169,7 @@ COMMANDS: dict[str, Command] = {
     "new": _new,
     "save": _save,
     "usage": _usage,
+    "tools": _tools,
     "help": _help,
     "exit": _exit,
     "quit": _exit,

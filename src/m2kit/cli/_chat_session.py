@@ -1,27 +1,39 @@
-"""The state of one `m2 chat` and what a turn does, whichever screen shows it."""
+"""The state of one `m2 chat` and what a turn does, whichever screen shows it.
+
+With tools (-T, --functions) each message is a `Conversation.run`: `RunView` shows its model
+requests through the screen's `Steps`, and the calls and results between them.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import M2Error, StreamError, StreamErrorEvent
-from ._output import error_line
+from .._tool_runs import ToolResult
+from .._types import Done, Reply
+from ._output import error_line, is_terminal
 from ._render import footer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection, Sequence
 
+    from .._agent import RunEvent, RunResult, ToolStep
     from .._client import Client
     from .._conversation import Conversation, Turn
     from .._store import Store
     from .._stream import ChatStream
-    from .._types import Reply
+    from .._tools import Tool
+    from .._types import StreamEvent, ToolCall
 
 # A self-hosted server answers GET /models at once, or not at all.
 _MODELS_TIMEOUT = 5.0
 INTERRUPTED = "m2: stopped; that reply stays out of the history (/retry asks again)"
+_ASK_RUN = "run this Python? [y/N] "
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 class Screen(Protocol):
@@ -45,6 +57,145 @@ class Screen(Protocol):
     def play(self, stream: ChatStream, *, think: bool) -> Reply:
         """Show a reply as it streams; return it once `Done` arrives. Errors pass through."""
 
+    def steps(self, *, think: bool) -> Steps:
+        """How the model requests of a run with tools are shown."""
+
+
+class Steps(Protocol):
+    """A screen's side of `RunView`: one model request at a time, and lines between them."""
+
+    def begin(self) -> None:
+        """Start showing a request (a timer, until its first delta)."""
+
+    def feed(self, event: StreamEvent) -> None:
+        """Show one event of the request's stream."""
+
+    def end(self, reply: Reply | None) -> None:
+        """Stop showing the request; `reply` is what it gave, None when it was cut short."""
+
+    def line(self, text: str) -> None:
+        """A dim line between requests: a call, a result."""
+
+    def ask(self, code: str, question: str) -> str | None:
+        """Show `code`, ask `question` and return the line typed; None with no one to ask."""
+
+
+@dataclass(frozen=True)
+class Toolbox:
+    """The tools a session offers, the most model requests a message may take, and which tools
+    are asked about before each call (run_python, unless --yes)."""
+
+    tools: tuple[Tool[..., Any], ...]
+    max_steps: int
+    ask_first: frozenset[str]
+
+    def describe(self) -> str:
+        """One line a tool: its name and the first sentence of its description."""
+        width = max(len(found.name) for found in self.tools)
+        return "\n".join(
+            f"{found.name:<{width}}  {_first_sentence(found.description)}" for found in self.tools
+        )
+
+
+class RunView:
+    """A run with tools as the person sees it, and who decides whether a call runs.
+
+    Each model request is shown as a reply is; after one that asked for tools comes a dim line
+    per call, `→ name(arguments)`, and one per result, `← summary`, as `m2 ask -T` writes them.
+    The next request is shown from the moment the last result is in, so that its timer runs
+    while the model is asked again.
+    """
+
+    def __init__(self, steps: Steps, ask_first: Collection[str]) -> None:
+        self._steps = steps
+        self._ask_first = ask_first
+        self._showing = False
+        self._waiting = 0
+        self._denied: set[str] = set()
+
+    def open(self) -> None:
+        """Start showing a model request, unless one is shown."""
+        if not self._showing:
+            self._showing = True
+            self._steps.begin()
+
+    def close(self, reply: Reply | None = None) -> None:
+        """Stop showing the current model request, if any."""
+        if self._showing:
+            self._showing = False
+            self._steps.end(reply)
+
+    def on_event(self, event: RunEvent) -> None:
+        if isinstance(event, ToolResult):
+            self._finished(event)
+            return
+        self.open()
+        self._steps.feed(event)
+        if isinstance(event, Done):
+            self.close(event.reply)
+            self._waiting = len(event.reply.tool_calls)
+
+    def before_tool(self, call: ToolCall) -> bool:
+        """Show the call; ask first when it is one to ask about. False when it is refused."""
+        from ._ask_tools import _arguments, _code
+
+        self._steps.line(f"→ {call.name}({_arguments(call.arguments)})")
+        if call.name not in self._ask_first:
+            return True
+
+        answer = self._steps.ask(_code(call), _ASK_RUN)
+        if answer is not None and answer.strip().lower() in ("y", "yes"):
+            return True
+        why = ": no terminal to ask on (--yes lets run_python run)" if answer is None else " by you"
+        self._steps.line(f"← denied{why}")
+        self._denied.add(call.id)
+        self._one_less()
+        return False
+
+    def _finished(self, result: ToolResult) -> None:
+        from ._ask_tools import _summary
+
+        # A refused call has said so already; its result only tells the model.
+        if result.call.id in self._denied:
+            self._denied.discard(result.call.id)
+            return
+        self._steps.line(f"← {_summary(result)}")
+        self._one_less()
+
+    def _one_less(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.open()
+
+
+def typed_line() -> str | None:
+    """A line typed on the terminal (standard input), or None when it is not one.
+
+    The session keeps the terminal's echo off between prompts (see `_chat_terminal`): it is on
+    while the person answers. Keys typed ahead during the reply are dropped first, so that a "y"
+    typed before the question was shown cannot answer it.
+    """
+    if not is_terminal(sys.stdin):
+        return None
+    try:
+        import termios
+    except ImportError:  # Windows: the console echoes by itself
+        return sys.stdin.readline()
+
+    fd = sys.stdin.fileno()
+    try:
+        saved = termios.tcgetattr(fd)
+        echoing = list(saved)
+        echoing[3] |= termios.ECHO | termios.ICANON  # the local modes
+        termios.tcflush(fd, termios.TCIFLUSH)
+        termios.tcsetattr(fd, termios.TCSANOW, echoing)
+    except termios.error:
+        return sys.stdin.readline()
+    try:
+        return sys.stdin.readline()
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
 
 @dataclass
 class Tally:
@@ -58,15 +209,20 @@ class Tally:
     counted: int = 0
 
     def add(self, turn: Turn) -> None:
-        self.calls += 1
+        """Count a turn: each model request of a run with tools is a call of its own."""
+        self.calls += 1 + len(turn.steps)
         self.unfinished += turn.status != "complete"
-        usage = turn.reply.usage if turn.reply else None
-        if usage is None:
-            return
-        self.counted += 1
-        self.prompt_tokens += usage.prompt_tokens or 0
-        self.completion_tokens += usage.completion_tokens or 0
-        self.reasoning_tokens += usage.reasoning_tokens or 0
+        replies = [step.reply for step in turn.steps]
+        if turn.reply is not None:
+            replies.append(turn.reply)
+        for reply in replies:
+            usage = reply.usage
+            if usage is None:
+                continue
+            self.counted += 1
+            self.prompt_tokens += usage.prompt_tokens or 0
+            self.completion_tokens += usage.completion_tokens or 0
+            self.reasoning_tokens += usage.reasoning_tokens or 0
 
     def describe(self) -> str:
         calls = f"{self.calls} call{'' if self.calls == 1 else 's'}"
@@ -98,9 +254,11 @@ class Session:
         store: Store | None,
         *,
         api_key: str | None = None,
+        tools: Toolbox | None = None,
     ) -> None:
         self.client = client
         self.api_key = api_key  # as given: a self-hosted server's model list may need it
+        self.tools = tools
         self.conversation = conversation
         self.screen = screen
         self.store = store
@@ -113,14 +271,15 @@ class Session:
         return self.conversation.params.get("model") or self.client.model
 
     def send(self, text: str) -> None:
-        """Send one message and show the reply; errors become one line and the session goes on."""
-        self._turn(lambda: self.conversation.stream(text))
+        """Send one message and show the reply (with tools, the run); errors become one line
+        and the session goes on."""
+        self._turn(lambda: self._answer(text))
 
     def retry(self) -> None:
         """Send the last message again, in place of its reply (whatever became of it)."""
         if self.conversation.turns:
             self.screen.note(f"m2: again: {_first_line(self.conversation.turns[-1].user)}")
-        self._turn(self.conversation.retry_stream)
+        self._turn(self._again)
 
     def new(self) -> None:
         """A new conversation with the same model, settings and system prompt."""
@@ -187,25 +346,58 @@ class Session:
         if self.store is not None:
             self.store.close()
 
-    def _turn(self, start: Callable[[], ChatStream]) -> None:
-        started = time.monotonic()
-        before = len(self.conversation.turns)
+    def _answer(self, text: str) -> Reply | RunResult:
+        if self.tools is not None:
+            return self._run(text)
+        with self.conversation.stream(text) as stream:
+            return self.screen.play(stream, think=self.think)
+
+    def _again(self) -> Reply | RunResult:
+        if self.tools is not None:
+            return self._run(self.conversation.drop_last())
+        with self.conversation.retry_stream() as stream:
+            return self.screen.play(stream, think=self.think)
+
+    def _run(self, text: str) -> RunResult:
+        assert self.tools is not None
+        view = RunView(self.screen.steps(think=self.think), self.tools.ask_first)
+        view.open()
         try:
-            stream = start()
-            # retry_stream drops the turn it replaces before its stream starts.
-            before = len(self.conversation.turns)
-            with stream:
-                reply = self.screen.play(stream, think=self.think)
-            self._report(reply, time.monotonic() - started)
+            return self.conversation.run(
+                text,
+                tools=list(self.tools.tools),
+                max_steps=self.tools.max_steps,
+                before_tool=view.before_tool,
+                on_event=view.on_event,
+            )
+        finally:
+            view.close()
+
+    def _turn(self, answer: Callable[[], Reply | RunResult]) -> None:
+        started = time.monotonic()
+        turns = self.conversation.turns
+        before, last = len(turns), turns[-1] if turns else None
+        try:
+            outcome = answer()
+            if isinstance(outcome, Reply):
+                self._report(outcome, time.monotonic() - started)
+            elif outcome.stopped == "max_steps":
+                # Each step is a request to the model; the last one's calls never ran.
+                steps = len(outcome.steps) + 1
+                self.error(f"m2: stopped after {steps} steps without an answer (raise --max-steps)")
+            else:
+                self._report(outcome.reply, time.monotonic() - started, outcome.steps)
         except StreamError as error:
             self.error(error_line(_with_retry_hint(error)))
         except M2Error as error:
             self.error(error_line(_in_session(error, router=self.client.is_router)))
         finally:
-            if len(self.conversation.turns) > before:
-                self.tally.add(self.conversation.turns[-1])
+            # A retry drops the turn it replaces first: a new last turn is this one.
+            turns = self.conversation.turns
+            if turns and len(turns) >= before and turns[-1] is not last:
+                self.tally.add(turns[-1])
 
-    def _report(self, reply: Reply, seconds: float) -> None:
+    def _report(self, reply: Reply, seconds: float, steps: Sequence[ToolStep] = ()) -> None:
         if reply.cut_while_thinking:
             self.error(
                 "m2: the reply hit its token limit while the model was still thinking, so there"
@@ -218,7 +410,7 @@ class Session:
             return
         if reply.finish_reason == "length":
             self.screen.note("m2: the answer was cut short at its token limit (--max-tokens).")
-        self.screen.footer(footer(reply, seconds))
+        self.screen.footer(footer(reply, seconds, steps))
 
 
 def _in_session(error: M2Error, *, router: bool) -> M2Error:
@@ -242,6 +434,11 @@ def _with_retry_hint(error: StreamError) -> StreamError:
         hint = f"The answer above is incomplete. {hint}"
     error.hint = hint
     return error
+
+
+def _first_sentence(text: str) -> str:
+    paragraph = " ".join(text.strip().split("\n\n")[0].split())
+    return _SENTENCE_END.split(paragraph, maxsplit=1)[0]
 
 
 def _first_line(text: str, width: int = 60) -> str:

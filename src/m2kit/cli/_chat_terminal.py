@@ -9,7 +9,8 @@ whole reply goes to the scrollback once, when it is complete.
 
 Everything in a session goes through one rich console on standard output: the answer, the
 thinking and the notes share the screen, and a live drawing stays whole only if every write
-passes through it.
+passes through it. A run with tools draws each model request live in the same way, with its
+calls and results printed between them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from rich.text import Text
 
 from .._types import AnswerDelta, Done, StreamEvent, ThinkingDelta
 from ._chat_commands import NAMES, WELCOME_KEYS, handle
-from ._chat_session import INTERRUPTED
+from ._chat_session import INTERRUPTED, typed_line
 from ._output import EXIT_OK
 
 if TYPE_CHECKING:
@@ -104,13 +105,7 @@ class TerminalScreen:
 
     def play(self, stream: ChatStream, *, think: bool) -> Reply:
         view = TurnView(think=think)
-        live = Live(
-            view,
-            console=self.console,
-            refresh_per_second=_REFRESH,
-            vertical_overflow="visible",  # TurnView keeps itself to the screen's height
-        )
-        with live:
+        with _live(view, self.console):
             try:
                 for event in stream:
                     view.feed(event)
@@ -119,6 +114,53 @@ class TerminalScreen:
                 view.end()
         assert view.reply is not None  # a stream ends with Done, or raises
         return view.reply
+
+    def steps(self, *, think: bool) -> TerminalSteps:
+        return TerminalSteps(self.console, think=think)
+
+
+class TerminalSteps:
+    """A run's model requests, each drawn live as a reply is; its calls and results between
+    them, dim, one line each."""
+
+    def __init__(self, console: Console, *, think: bool) -> None:
+        self._console = console
+        self._think = think
+        self._view: TurnView | None = None
+        self._live: Live | None = None
+
+    def begin(self) -> None:
+        self._view = TurnView(think=self._think)
+        self._live = _live(self._view, self._console)
+        self._live.start()
+
+    def feed(self, event: StreamEvent) -> None:
+        if self._view is not None:
+            self._view.feed(event)
+
+    def end(self, reply: Reply | None) -> None:
+        if self._view is not None and self._live is not None:
+            self._view.end()
+            self._live.stop()
+        self._view = self._live = None
+
+    def line(self, text: str) -> None:
+        self._console.print(Text(text, style="dim", no_wrap=True, overflow="ellipsis"))
+
+    def ask(self, code: str, question: str) -> str | None:
+        indented = "\n".join(f"    {line}" for line in code.splitlines())
+        self._console.print(Text(indented))
+        self._console.print(Text(question), end="")
+        return typed_line()
+
+
+def _live(view: TurnView, console: Console) -> Live:
+    return Live(
+        view,
+        console=console,
+        refresh_per_second=_REFRESH,
+        vertical_overflow="visible",  # TurnView keeps itself to the screen's height
+    )
 
 
 class ChatMarkdown(Markdown):

@@ -30,20 +30,47 @@ from ._common import CONTEXT, connection_options, db_option, model_options
     is_flag=True,
     help="Send back what arrived of interrupted replies too (by default they are left out).",
 )
+@click.option(
+    "-T",
+    "--tool",
+    "tools",
+    multiple=True,
+    metavar="NAME",
+    help="Let the model call a built-in tool: read_file, list_dir (both in the current directory"
+    " only), run_python, or all; repeat for several.",
+)
+@click.option(
+    "--functions",
+    metavar="FILE.py",
+    help="Let the model call the tools in this Python file: its @tool objects, or else its"
+    " public functions (each parameter needs a type hint).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="With tools: the most requests to the model before giving up.",
+)
+@click.option("--yes", is_flag=True, help="With tools: run run_python's code without asking.")
 def chat(**values: object) -> None:
     """Hold a conversation with a model in the terminal; the thinking goes back every turn.
 
     Enter sends, Alt-Enter (or Esc then Enter) starts a new line, Ctrl-C stops a reply, Ctrl-D
     leaves. /help lists the slash commands: /think, /model, /system, /retry, /new, /save,
-    /usage. Every turn is kept in the store unless --no-log; `m2 chat -c` picks up where you
-    left off. With standard input not a terminal, each line read is one turn and the answers
-    are printed plain.
+    /usage, /tools. Every turn is kept in the store unless --no-log; `m2 chat -c` picks up where
+    you left off. With standard input not a terminal, each line read is one turn and the
+    answers are printed plain.
+
+    With tools (-T, --functions) the model may read files, run Python (after asking you, unless
+    --yes) or call your own functions; each call is shown as it happens.
 
     \b
     Examples:
       m2 chat
       m2 chat -m MiniMaxAI/MiniMax-M2:cheapest -s "Answer briefly."
       m2 chat -c
+      m2 chat -T read_file,list_dir
       printf 'Hello\\nAnd in French?\\n' | m2 chat
     """
     from ._chat import ChatOptions, run
