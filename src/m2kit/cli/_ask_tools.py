@@ -10,19 +10,14 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import inspect
-import json
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
-from .._tool_runs import ToolResult
 from .._tools import Tool
-from .._types import AnswerDelta, Done, ThinkingDelta, ToolCall
 from ._output import EXIT_FAILURE, is_terminal, say
-from ._render import StreamRenderer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -30,12 +25,7 @@ if TYPE_CHECKING:
 
     from .._agent import RunResult
     from .._conversation import Conversation
-    from .._types import Reply, StreamEvent
     from ._ask import AskOptions, Notices
-
-_CUT = "…"
-# What run_python returns (see _builtin_tools.run_code).
-_RUN = re.compile(r"exit code: (-?\d+)\nstdout:\n(.*?)\nstderr:\n(.*)", re.DOTALL)
 
 
 def load_tools(names: Sequence[str], functions: str | None) -> list[Tool[..., Any]]:
@@ -122,97 +112,6 @@ def _imported(file: Path) -> Any:
     return module
 
 
-class ToolScreen:
-    """What the person sees of a run with tools, and who decides whether run_python runs.
-
-    Each model request gets a `StreamRenderer` of its own, which shows the thinking (with
-    --think) or an indicator. An answer that comes with tool calls is commentary and goes to
-    stderr; the final answer goes to stdout when its request ends (it cannot be told apart from
-    commentary before that). Each call is shown as `→ name(arguments)`, its result as `← …`.
-    """
-
-    def __init__(
-        self, tools: Sequence[Tool[..., Any]], options: AskOptions, notices: Notices
-    ) -> None:
-        from ._builtin_tools import run_python
-
-        self._ask_first = {found.name for found in tools if found is run_python and not options.yes}
-        self._think = options.think
-        self._quiet = options.raw or options.json_output
-        self._notices = notices
-        self._renderer: StreamRenderer | None = None
-        self._waiting = 0
-        self._denied: set[str] = set()
-
-    def open(self) -> None:
-        """Start showing a model request."""
-        if self._renderer is None:
-            self._renderer = StreamRenderer(think=self._think, quiet=self._quiet)
-            self._notices.renderer = self._renderer
-
-    def close(self) -> None:
-        """Stop showing the current model request."""
-        if self._renderer is not None:
-            self._renderer.end()
-            self._renderer = None
-            self._notices.renderer = None
-
-    def on_event(self, event: StreamEvent | ToolResult) -> None:
-        """Show one event of the run: thinking as it comes, a step's end, or a tool's result."""
-        if isinstance(event, ToolResult):
-            self._finished(event)
-            return
-        self.open()
-        assert self._renderer is not None
-        if isinstance(event, ThinkingDelta):
-            self._renderer.feed(event)
-        elif isinstance(event, Done):
-            self._step_done(event.reply)
-
-    def _step_done(self, reply: Reply) -> None:
-        """Show a request's reply: the answer on stdout, or commentary before tool calls."""
-        assert self._renderer is not None
-        if not reply.tool_calls:
-            if reply.text:
-                self._renderer.feed(AnswerDelta(reply.text))
-            self.close()
-            return
-
-        self.close()
-        if reply.text.strip():
-            say(reply.text.strip(), dim=True)
-        self._waiting = len(reply.tool_calls)
-
-    def before_tool(self, call: ToolCall) -> bool:
-        """Show the call; for run_python, ask first (unless --yes). False when refused."""
-        say(_cut(f"→ {call.name}({_arguments(call.arguments)})"), dim=True)
-        if call.name not in self._ask_first:
-            return True
-
-        answer = _ask_on_terminal(_code(call), "run this Python? [y/N] ")
-        if answer is not None and answer.strip().lower() in ("y", "yes"):
-            return True
-        why = ": no terminal to ask on (--yes lets run_python run)" if answer is None else " by you"
-        say(f"← denied{why}", dim=True)
-        self._denied.add(call.id)
-        self._one_less()
-        return False
-
-    def _finished(self, result: ToolResult) -> None:
-        """Show a call's result, unless it was refused and already said so."""
-        if result.call.id in self._denied:
-            self._denied.discard(result.call.id)
-            return
-        say(_cut(f"← {_summary(result)}"), dim=True)
-        self._one_less()
-
-    def _one_less(self) -> None:
-        """Count a call as done; after the step's last, the next request is on its way."""
-        self._waiting -= 1
-        if self._waiting == 0:
-            self.open()
-
-
 def run_with_tools(
     conversation: Conversation,
     prompt: str,
@@ -221,91 +120,42 @@ def run_with_tools(
     notices: Notices,
 ) -> RunResult | int:
     """Run the tool loop; how it ended, or EXIT_FAILURE when the steps ran out."""
-    screen = ToolScreen(tools, options, notices)
-    screen.open()
+    from ._builtin_tools import run_python
+    from ._tool_view import RunView, StandardSteps
+
+    quiet = options.raw or options.json_output
+    steps = StandardSteps(notices, think=options.think, ask=_ask_on_terminal, quiet=quiet)
+    ask_first = {found.name for found in tools if found is run_python and not options.yes}
+    view = RunView(steps, ask_first)
+    view.open()
     try:
         result = conversation.run(
             prompt,
             tools=list(tools),
             max_steps=options.max_steps,
-            before_tool=screen.before_tool,
-            on_event=screen.on_event,
+            before_tool=view.before_tool,
+            on_event=view.on_event,
         )
     finally:
-        screen.close()
+        view.close()
 
     if result.stopped == "max_steps":
-        steps = options.max_steps  # each a request to the model; the last one's calls never ran
-        say(f"m2: stopped after {steps} steps without an answer (raise --max-steps)")
+        # Each step is a request to the model; the last one's calls never ran.
+        say(f"m2: stopped after {options.max_steps} steps without an answer (raise --max-steps)")
         return EXIT_FAILURE
     return result
-
-
-def _arguments(text: str) -> str:
-    """A call's arguments as `name=value, …`, or as sent when they are not a JSON object."""
-    values = _object(text)
-    if values is None:
-        return " ".join(text.split())
-    shown = (f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in values.items())
-    return ", ".join(shown)
-
-
-def _object(text: str) -> dict[str, Any] | None:
-    """A call's arguments as a JSON object (none when blank), or None when they are not one."""
-    try:
-        values = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return None
-    return values if isinstance(values, dict) else None
-
-
-def _summary(result: ToolResult) -> str:
-    """A result in one line: its first line and how many more, or the error; for run_python,
-    the first line the code printed, and its exit code when not 0."""
-    text = result.content.strip()
-    if result.error:
-        return "error: " + _first_line(text.removeprefix("Error:").strip())
-    ran = _RUN.match(text) if result.call.name == "run_python" else None
-    if ran is not None:
-        code, printed, errors = ran.groups()
-        shown = printed if printed != "(nothing)" else errors
-        lines = shown.strip().count("\n") + 1
-        first = _first_line(shown) or "(nothing)"
-        more = f" (+{lines - 1} lines)" if lines > 1 else ""
-        return (f"exit code {code}: " if code != "0" else "") + first + more
-    lines = text.count("\n") + 1
-    first = _first_line(text) or "(nothing)"
-    return f"{first} (+{lines - 1} lines)" if lines > 1 else first
-
-
-def _first_line(text: str) -> str:
-    """The first line that is not blank, its spaces squeezed."""
-    return next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
-
-
-def _cut(line: str) -> str:
-    """`line`, cut to fit the terminal's width."""
-    width = shutil.get_terminal_size().columns
-    return line if len(line) < width else line[: max(width - 2, 1)] + _CUT
-
-
-def _code(call: ToolCall) -> str:
-    """The code a run_python call would run, or its arguments as sent."""
-    code = (_object(call.arguments) or {}).get("code")
-    return code if isinstance(code, str) else call.arguments
 
 
 def _ask_on_terminal(shown: str, question: str) -> str | None:
     """Show `shown`, ask `question` on stderr and return the line typed; None without a terminal."""
     if not is_terminal(sys.stderr):
         return None
+    from ._tool_view import put_question
+
     with _terminal_input() as source:
         if source is None:
             return None
-        indented = "".join(f"    {line}\n" for line in shown.splitlines())
-        sys.stderr.write(f"{indented}{question}")
-        sys.stderr.flush()
-        return source.readline()
+        return put_question(shown, question, source.readline)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from .._errors import ConfigError, M2Error
-from .._types import AnswerDelta, ParameterDropped, ThinkingDelta
+from .._types import ParameterDropped
 from ._chat_commands import handle
 from ._chat_session import Screen, Session, Toolbox, typed_line
 from ._common import logging_enabled, open_store, settings
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from .._request import ChatParams
     from .._store import Store
     from .._stream import ChatStream
-    from .._types import Notice, Reply, StreamEvent
+    from .._types import Notice, Reply
     from ._common import Settings
+    from ._tool_view import Steps
 
 _HISTORY_NAME = "chat_history"
 
@@ -98,52 +99,19 @@ class PlainScreen:
             renderer.end()
             self.renderer = None
 
-    def steps(self, *, think: bool) -> PlainSteps:
-        return PlainSteps(self, think=think)
+    def steps(self, *, think: bool) -> Steps:
+        from ._tool_view import StandardSteps
+
+        return StandardSteps(self, think=think, ask=_ask_in_line_mode)
 
 
-class PlainSteps:
-    """A run's model requests on the standard streams, as `m2 ask -T` shows them.
+def _ask_in_line_mode(code: str, question: str) -> str | None:
+    # In line mode standard input holds the messages: no answer can come from it.
+    if not is_terminal(sys.stdin):
+        return None
+    from ._tool_view import put_question
 
-    The thinking (with /think) and the indicator show as the request streams; its answer goes to
-    stdout when the request ends, since until then it cannot be told from what the model says
-    before calling tools, which goes to stderr.
-    """
-
-    def __init__(self, screen: PlainScreen, *, think: bool) -> None:
-        self._screen = screen
-        self._think = think
-
-    def begin(self) -> None:
-        self._screen.renderer = StreamRenderer(think=self._think)
-
-    def feed(self, event: StreamEvent) -> None:
-        if self._screen.renderer is not None and isinstance(event, ThinkingDelta):
-            self._screen.renderer.feed(event)
-
-    def end(self, reply: Reply | None) -> None:
-        renderer, self._screen.renderer = self._screen.renderer, None
-        if renderer is None:
-            return
-        if reply is not None and not reply.tool_calls and reply.text:
-            renderer.feed(AnswerDelta(reply.text))
-        renderer.end()
-        if reply is not None and reply.tool_calls and reply.text.strip():
-            say(reply.text.strip(), dim=True)
-
-    def line(self, text: str) -> None:
-        from ._ask_tools import _cut
-
-        say(_cut(text), dim=True)
-
-    def ask(self, code: str, question: str) -> str | None:
-        # In line mode standard input holds the messages: no answer can come from it.
-        if not is_terminal(sys.stdin):
-            return None
-        indented = "".join(f"    {line}\n" for line in code.splitlines())
-        sys.stderr.write(f"{indented}{question}")
-        sys.stderr.flush()
-        return typed_line()
+    return put_question(code, question, typed_line)
 
 
 def run(options: ChatOptions) -> int:

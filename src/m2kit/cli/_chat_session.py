@@ -13,26 +13,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import M2Error, StreamError, StreamErrorEvent
-from .._tool_runs import ToolResult
-from .._types import Done, Reply
+from .._types import Reply
 from ._output import error_line, is_terminal
 from ._render import footer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Sequence
 
-    from .._agent import RunEvent, RunResult, ToolStep
+    from .._agent import RunResult, ToolStep
     from .._client import Client
     from .._conversation import Conversation, Turn
     from .._store import Store
     from .._stream import ChatStream
     from .._tools import Tool
-    from .._types import StreamEvent, ToolCall
+    from ._tool_view import Steps
 
 # A self-hosted server answers GET /models at once, or not at all.
 _MODELS_TIMEOUT = 5.0
 INTERRUPTED = "m2: stopped; that reply stays out of the history (/retry asks again)"
-_ASK_RUN = "run this Python? [y/N] "
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -61,25 +59,6 @@ class Screen(Protocol):
         """How the model requests of a run with tools are shown."""
 
 
-class Steps(Protocol):
-    """A screen's side of `RunView`: one model request at a time, and lines between them."""
-
-    def begin(self) -> None:
-        """Start showing a request (a timer, until its first delta)."""
-
-    def feed(self, event: StreamEvent) -> None:
-        """Show one event of the request's stream."""
-
-    def end(self, reply: Reply | None) -> None:
-        """Stop showing the request; `reply` is what it gave, None when it was cut short."""
-
-    def line(self, text: str) -> None:
-        """A dim line between requests: a call, a result."""
-
-    def ask(self, code: str, question: str) -> str | None:
-        """Show `code`, ask `question` and return the line typed; None with no one to ask."""
-
-
 @dataclass(frozen=True)
 class Toolbox:
     """The tools a session offers, the most model requests a message may take, and which tools
@@ -95,77 +74,6 @@ class Toolbox:
         return "\n".join(
             f"{found.name:<{width}}  {_first_sentence(found.description)}" for found in self.tools
         )
-
-
-class RunView:
-    """A run with tools as the person sees it, and who decides whether a call runs.
-
-    Each model request is shown as a reply is; after one that asked for tools comes a dim line
-    per call, `→ name(arguments)`, and one per result, `← summary`, as `m2 ask -T` writes them.
-    The next request is shown from the moment the last result is in, so that its timer runs
-    while the model is asked again.
-    """
-
-    def __init__(self, steps: Steps, ask_first: Collection[str]) -> None:
-        self._steps = steps
-        self._ask_first = ask_first
-        self._showing = False
-        self._waiting = 0
-        self._denied: set[str] = set()
-
-    def open(self) -> None:
-        """Start showing a model request, unless one is shown."""
-        if not self._showing:
-            self._showing = True
-            self._steps.begin()
-
-    def close(self, reply: Reply | None = None) -> None:
-        """Stop showing the current model request, if any."""
-        if self._showing:
-            self._showing = False
-            self._steps.end(reply)
-
-    def on_event(self, event: RunEvent) -> None:
-        if isinstance(event, ToolResult):
-            self._finished(event)
-            return
-        self.open()
-        self._steps.feed(event)
-        if isinstance(event, Done):
-            self.close(event.reply)
-            self._waiting = len(event.reply.tool_calls)
-
-    def before_tool(self, call: ToolCall) -> bool:
-        """Show the call; ask first when it is one to ask about. False when it is refused."""
-        from ._ask_tools import _arguments, _code
-
-        self._steps.line(f"→ {call.name}({_arguments(call.arguments)})")
-        if call.name not in self._ask_first:
-            return True
-
-        answer = self._steps.ask(_code(call), _ASK_RUN)
-        if answer is not None and answer.strip().lower() in ("y", "yes"):
-            return True
-        why = ": no terminal to ask on (--yes lets run_python run)" if answer is None else " by you"
-        self._steps.line(f"← denied{why}")
-        self._denied.add(call.id)
-        self._one_less()
-        return False
-
-    def _finished(self, result: ToolResult) -> None:
-        from ._ask_tools import _summary
-
-        # A refused call has said so already; its result only tells the model.
-        if result.call.id in self._denied:
-            self._denied.discard(result.call.id)
-            return
-        self._steps.line(f"← {_summary(result)}")
-        self._one_less()
-
-    def _one_less(self) -> None:
-        self._waiting -= 1
-        if self._waiting == 0:
-            self.open()
 
 
 def typed_line() -> str | None:
@@ -360,6 +268,8 @@ class Session:
 
     def _run(self, text: str) -> RunResult:
         assert self.tools is not None
+        from ._tool_view import RunView
+
         view = RunView(self.screen.steps(think=self.think), self.tools.ask_first)
         view.open()
         try:

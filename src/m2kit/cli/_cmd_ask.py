@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import CONTEXT, connection_options, db_option, model_options
+from ._common import CONTEXT, connection_options, db_option, model_options, tool_options
 
 
 @click.command(context_settings=CONTEXT)
@@ -43,29 +43,7 @@ from ._common import CONTEXT, connection_options, db_option, model_options
     show_default=True,
     help="With --schema or --json-mode: how many more times to ask when the answer is not valid.",
 )
-@click.option(
-    "-T",
-    "--tool",
-    "tools",
-    multiple=True,
-    metavar="NAME",
-    help="Let the model call a built-in tool: read_file, list_dir (both in the current directory"
-    " only), run_python, or all; repeat for several.",
-)
-@click.option(
-    "--functions",
-    metavar="FILE.py",
-    help="Let the model call the tools in this Python file: its @tool objects, or else its"
-    " public functions (each parameter needs a type hint).",
-)
-@click.option(
-    "--max-steps",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="With tools: the most requests to the model before giving up.",
-)
-@click.option("--yes", is_flag=True, help="With tools: run run_python's code without asking.")
+@tool_options
 @connection_options
 @click.option(
     "-c",

@@ -205,6 +205,38 @@ def connection_options(command: _F) -> _F:
     )(command)
 
 
+def tool_options(command: _F) -> _F:
+    """The tools a model may call, for `m2 ask` and `m2 chat`: `-T/--tool`, `--functions`,
+    `--max-steps`, `--yes`."""
+    return _all(
+        click.option(
+            "-T",
+            "--tool",
+            "tools",
+            multiple=True,
+            metavar="NAME",
+            help="Let the model call a built-in tool: read_file, list_dir (both in the current"
+            " directory only), run_python, or all; repeat for several.",
+        ),
+        click.option(
+            "--functions",
+            metavar="FILE.py",
+            help="Let the model call the tools in this Python file: its @tool objects, or else"
+            " its public functions (each parameter needs a type hint).",
+        ),
+        click.option(
+            "--max-steps",
+            type=click.IntRange(min=1),
+            default=10,
+            show_default=True,
+            help="With tools: the most requests to the model before giving up.",
+        ),
+        click.option(
+            "--yes", is_flag=True, help="With tools: run run_python's code without asking."
+        ),
+    )(command)
+
+
 def _all(*decorators: Callable[[Any], Any]) -> Callable[[_F], _F]:
     """Apply click option decorators so that `--help` lists them in the order given."""
 
