@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -496,3 +497,43 @@ def test_builtin_descriptions() -> None:
         assert found.description
         for prop in found.parameters.get("properties", {}).values():
             assert prop["description"]
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie waiting for its reaper counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_ctrl_c_during_run_python_stops_the_code_too(server: ScriptedServer, folder: Path) -> None:
+    """If m2 is interrupted while run_python's code runs, then that code is stopped as well,
+    not left running on its own (it runs in a session of its own, out of Ctrl-C's reach)."""
+    code = "import os, time; open('pid', 'w').write(str(os.getpid())); time.sleep(60)"
+    server.queue(calls("run_python", {"code": code}), answers("Unused."))
+    env = {**os.environ, "M2_BASE_URL": server.base_url}
+    process = subprocess.Popen(
+        [M2, "ask", "-T", "run_python", "--yes", "Sleep."],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_file = folder / "pid"
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the code never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 130
+
+    deadline = time.monotonic() + 10
+    while not _gone(child):
+        assert time.monotonic() < deadline, "run_python's code outlived m2"
+        time.sleep(0.05)

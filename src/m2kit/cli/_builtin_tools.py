@@ -7,11 +7,13 @@ tree; run_python runs in a separate, isolated interpreter (`python -I`) under a 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +131,11 @@ def run_python(code: str) -> str:
     return run_code(code, timeout=RUN_TIMEOUT)
 
 
+# run_python's processes still running, to stop when m2 ends.
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
 def run_code(code: str, *, timeout: float) -> str:
     """What run_python does, with the time limit in seconds given."""
     # A session of its own, so that a timeout kills whatever the code started as well.
@@ -142,12 +149,17 @@ def run_code(code: str, *, timeout: float) -> str:
         errors="replace",
         start_new_session=sys.platform != "win32",
     ) as process:
+        with _RUNNING_LOCK:
+            _RUNNING.add(process)
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(process)
             message = f"the code did not finish within {timeout:g} s and was stopped"
             raise TimeoutError(message) from None
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
 
     half = MAX_OUTPUT // 2
     return "\n".join(
@@ -159,6 +171,18 @@ def run_code(code: str, *, timeout: float) -> str:
             capped(err, half) if err else "(nothing)",
         ]
     )
+
+
+def _stop_all() -> None:
+    """Stop the code still running when m2 ends (Ctrl-C mid-call, say): in a session of its
+    own, Ctrl-C does not reach it, and the thread that waits for it dies with m2."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _kill(process)
+
+
+atexit.register(_stop_all)
 
 
 def _kill(process: subprocess.Popen[str]) -> None:
