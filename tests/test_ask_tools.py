@@ -499,7 +499,7 @@ def test_builtin_descriptions() -> None:
             assert prop["description"]
 
 
-def _gone(pid: int) -> bool:
+def gone(pid: int) -> bool:
     """Whether process `pid` has ended (a zombie waiting for its reaper counts as ended)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
@@ -534,6 +534,6 @@ def test_ctrl_c_during_run_python_stops_the_code_too(server: ScriptedServer, fol
     assert process.wait(timeout=20) == 130
 
     deadline = time.monotonic() + 10
-    while not _gone(child):
+    while not gone(child):
         assert time.monotonic() < deadline, "run_python's code outlived m2"
         time.sleep(0.05)

@@ -8,13 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import pexpect
 import pytest
 
 from _server import chunk, stream_step
-from test_ask_tools import DENIED, answers, calls, tool_message
+from test_ask_tools import DENIED, answers, calls, gone, tool_message
 from test_chat import M2, Terminal, chat_lines, sent, stored
 
 if TYPE_CHECKING:
@@ -295,3 +296,30 @@ def test_ctrl_c_stops_a_run_and_the_session_goes_on(
     assert sent(server, 2) == [{"role": "user", "content": "Now quickly."}]
     assert term.leave() == 0
     assert [turn.status for turn in stored(home).turns] == ["interrupted", "complete"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_ctrl_c_during_run_python_stops_the_code(
+    server: ScriptedServer, home: Path, folder: Path
+) -> None:
+    """If Ctrl-C comes while run_python's code runs, then the code is stopped too, and the
+    session goes on."""
+    code = "import os, time; open('pid', 'w').write(str(os.getpid())); time.sleep(60)"
+    server.queue(calls("run_python", {"code": code}), answers("Quick answer."))
+    term = Terminal(server, home, "-T", "run_python", "--yes")
+
+    term.child.send("Sleep a while.\r")
+    pid_file = folder / "pid"
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline, "the code never started"
+        time.sleep(0.05)
+    term.child.sendintr()
+    term.ready()
+
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while not gone(child):
+        assert time.monotonic() < deadline, "run_python's code outlived the turn"
+        time.sleep(0.05)
+    assert term.leave() == 0

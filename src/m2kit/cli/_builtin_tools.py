@@ -173,8 +173,8 @@ def run_code(code: str, *, timeout: float) -> str:
     )
 
 
-def _stop_all() -> None:
-    """Stop the code still running when m2 ends (Ctrl-C mid-call, say): in a session of its
+def stop_running() -> None:
+    """Stop run_python's code still running: at Ctrl-C, and when m2 ends. In a session of its
     own, Ctrl-C does not reach it, and the thread that waits for it dies with m2."""
     with _RUNNING_LOCK:
         running = list(_RUNNING)
@@ -182,7 +182,7 @@ def _stop_all() -> None:
         _kill(process)
 
 
-atexit.register(_stop_all)
+atexit.register(stop_running)
 
 
 def _kill(process: subprocess.Popen[str]) -> None:

@@ -280,6 +280,11 @@ class Session:
                 before_tool=view.before_tool,
                 on_event=view.on_event,
             )
+        except KeyboardInterrupt:
+            from ._builtin_tools import stop_running
+
+            stop_running()  # the session goes on, and code left running would outlive the turn
+            raise
         finally:
             view.close()
 
