@@ -758,3 +758,19 @@ def test_streams_that_end_with_done_reuse_one_connection(mode: str, server: Scri
     assert [reply.text for reply in replies] == ["Hi"] * 3
     assert len(server.requests) == 3
     assert server.connections == 1
+
+
+def test_a_refused_tool_request_to_the_router_points_at_m2_models() -> None:
+    """If the router answers 400 to a request with tools or a response format, then the hint
+    says the provider may not support them, and how to find and pin one that does."""
+    from m2kit._client import _refused_feature_hint
+
+    body = {"model": "MiniMaxAI/MiniMax-M2:fastest", "tools": [{"type": "function"}]}
+    hint = _refused_feature_hint(body)
+    assert hint is not None
+    assert "may not support tools" in hint
+    assert "`m2 models MiniMaxAI/MiniMax-M2`" in hint
+    both = _refused_feature_hint({**body, "response_format": {"type": "json_object"}})
+    assert both is not None
+    assert "tools or response_format" in both
+    assert _refused_feature_hint({"model": "MiniMaxAI/MiniMax-M2"}) is None

@@ -33,6 +33,7 @@ from ._errors import (
     TOKENS_PAGE,
     APIError,
     AuthenticationError,
+    BadRequestError,
     ConfigError,
     ConnectionFailed,
     M2Error,
@@ -147,6 +148,8 @@ class _Call:
                 "Check --base-url (it usually ends in /v1) and that the server serves this model"
                 " name (GET /v1/models lists them)."
             )
+        elif isinstance(error, BadRequestError) and self._client.is_router:
+            error.hint = _refused_feature_hint(self.request.body) or error.hint
         elif 300 <= response.status_code < 400:
             # Redirects are not followed: a POST would be replayed as a GET, or the token carried
             # to another host.
@@ -365,6 +368,19 @@ def _checked_base_url(given: str | None) -> str:
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"the base URL {text!r} has no valid port, {example}")
     return text.rstrip("/")
+
+
+def _refused_feature_hint(body: Mapping[str, Any]) -> str | None:
+    """For a 400 from the router to a request with tools or a response format: not every
+    provider behind a model supports them, and `:fastest` may have picked one that does not."""
+    wanted = [name for name in ("tools", "response_format") if body.get(name)]
+    if not wanted:
+        return None
+    model = str(body.get("model", "")).partition(":")[0]
+    return (
+        f"The provider may not support {' or '.join(wanted)}: `m2 models {model}` shows which"
+        " do; pin one with a :provider suffix."
+    )
 
 
 def _verify(base_url: str) -> bool:
