@@ -333,11 +333,33 @@ class ConversationBase:
         return agent, self._begin(text, offered)
 
     @staticmethod
-    def _next_call(pending: _Pending) -> tuple[float, float | None]:
-        """The timings of the call that just ended; the turn's own are the last call's."""
+    def _tools_start(pending: _Pending, reply: Reply) -> tuple[float, float | None]:
+        """Before a step's tools run: the timings of the call that asked for them (the turn's
+        own are the last call's), and that reply as what a cut-short turn keeps."""
         timings = (time.monotonic() - pending.began, pending.first_token)
         pending.first_token = None
+        pending.partial = _already(reply)
         return timings
+
+    def _tools_done(
+        self,
+        agent: AgentRun,
+        pending: _Pending,
+        reply: Reply,
+        results: list[ToolResult],
+        timings: tuple[float, float | None],
+        on_event: Callable[[RunEvent], None] | None,
+    ) -> ToolStep:
+        """After a step's tools ran: the step recorded, kept by the recorder, results shown."""
+        step = agent.add_step(reply, results, *timings)
+        pending.steps.append(step)
+        pending.partial = None
+        self._keep_partial(pending, None)
+        pending.began = time.monotonic()
+        if on_event is not None:
+            for result in results:
+                on_event(result)
+        return step
 
     def _step_seen(self, pending: _Pending, event: StreamEvent, partial: _Partial) -> None:
         """Note an event of a run's step: its first delta's time, and what has arrived."""
@@ -622,17 +644,9 @@ class Conversation(_ClientConversation["Client"]):
                 reply = self._step(pending, agent.messages(pending.messages), on_event)
                 if not agent.wants_tools(reply):
                     break
-                latency, first_token = self._next_call(pending)
-                pending.partial = _already(reply)
+                timings = self._tools_start(pending, reply)
                 results = self._run_tools(agent, reply.tool_calls, before_tool)
-                step = agent.add_step(reply, results, latency, first_token)
-                pending.steps.append(step)
-                pending.partial = None
-                self._keep_partial(pending, None)
-                pending.began = time.monotonic()
-                if on_event is not None:
-                    for result in results:
-                        on_event(result)
+                step = self._tools_done(agent, pending, reply, results, timings, on_event)
                 if after_step is not None:
                     after_step(step)
         except BaseException as exc:
@@ -740,17 +754,9 @@ class AsyncConversation(_ClientConversation["AsyncClient"]):
                 reply = await self._step(pending, agent.messages(pending.messages), on_event)
                 if not agent.wants_tools(reply):
                     break
-                latency, first_token = self._next_call(pending)
-                pending.partial = _already(reply)
+                timings = self._tools_start(pending, reply)
                 results = await self._run_tools(agent, reply.tool_calls, before_tool)
-                step = agent.add_step(reply, results, latency, first_token)
-                pending.steps.append(step)
-                pending.partial = None
-                self._keep_partial(pending, None)
-                pending.began = time.monotonic()
-                if on_event is not None:
-                    for result in results:
-                        on_event(result)
+                step = self._tools_done(agent, pending, reply, results, timings, on_event)
                 if after_step is not None:
                     observed = after_step(step)
                     if inspect.isawaitable(observed):
