@@ -713,3 +713,34 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path: Path) -> None:
             conversation.save(target)
 
     assert [path.name for path in target.parent.iterdir()] == ["taken"]
+
+
+def test_a_lone_surrogate_in_a_reply_does_not_break_the_next_turn(server: ScriptedServer) -> None:
+    """If a server's reply holds half a surrogate pair (JSON "\\ud83d"), then the next turn still
+    goes out, carrying it back as the same escape."""
+    # As a server writes it: the escape, which Python reads back as a lone surrogate.
+    escaped = json.dumps(completion("ok</think>half \ud83d emoji"), ensure_ascii=True).encode()
+    server.queue(
+        Step(headers={"content-type": "application/json"}, body=escaped),
+        json_step(completion("ok</think>Fine.")),
+    )
+
+    with Client(base_url=server.base_url, retry=ONCE) as client:
+        conversation = Conversation(client)
+        conversation.send("one")
+        reply = conversation.send("two")
+
+    assert reply.text == "Fine."
+    assert b"half \\ud83d emoji" in server.requests[1].body
+    assert server.requests[1].json()["messages"][1]["content"] == "ok</think>half \ud83d emoji"
+
+
+def test_nan_in_the_parameters_is_a_config_error(server: ScriptedServer) -> None:
+    """If a parameter is NaN, then ConfigError says the request cannot be JSON; nothing is sent."""
+    with (
+        Client(base_url=server.base_url, retry=ONCE) as client,
+        pytest.raises(ConfigError, match="cannot be sent as JSON"),
+    ):
+        client.chat("Hi", temperature=float("nan"))
+
+    assert server.requests == []

@@ -516,7 +516,7 @@ class Client(_BaseClient):
         request = call.request
         try:
             with self._http.stream(
-                "POST", request.url, json=request.body, headers=request.headers
+                "POST", request.url, content=request.content, headers=request.headers
             ) as response:
                 is_stream = call.begin(response)
                 if response.status_code >= 300:
@@ -620,7 +620,7 @@ class AsyncClient(_BaseClient):
         request = call.request
         try:
             async with self._http.stream(
-                "POST", request.url, json=request.body, headers=request.headers
+                "POST", request.url, content=request.content, headers=request.headers
             ) as response:
                 is_stream = call.begin(response)
                 if response.status_code >= 300:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -59,12 +60,13 @@ class ChatParams(TypedDict, total=False):
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One request, ready to send: the URL, headers and JSON body."""
+    """One request, ready to send: the URL, headers and JSON body (`content`: as sent)."""
 
     url: str
     headers: dict[str, str]
     body: dict[str, Any]
     notices: tuple[Notice, ...]
+    content: bytes = b""
 
 
 def offered_tools(tools: Sequence[Mapping[str, Any] | Callable[..., Any]]) -> list[Any]:
@@ -138,4 +140,15 @@ def build_request(
         headers[name.lower()] = value
 
     url = base_url.rstrip("/") + "/chat/completions"
-    return ChatRequest(url=url, headers=headers, body=body, notices=tuple(notices))
+    return ChatRequest(url, headers, body, tuple(notices), encoded(body))
+
+
+def encoded(body: Mapping[str, Any]) -> bytes:
+    """The JSON body as UTF-8. A lone surrogate (half an emoji some server sent, now in the
+    history) cannot be UTF-8: it goes as its JSON escape, `\\ud83d`, which is what was received;
+    raising instead would make every later turn of the conversation fail."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ConfigError(f"the request cannot be sent as JSON: {exc}") from None
+    return text.encode("utf-8", errors="backslashreplace")
