@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -393,7 +394,50 @@ def test_legacy_tgi_object_tool_calls_are_read() -> None:
         [chunk() | {"choices": [{"index": 0, "delta": {"tool_calls": item}}]} for item in legacy]
     )
 
-    assert reply.tool_calls == (ToolCall("call_0", "", "{}", 0),)
+    (found,) = reply.tool_calls
+    assert re.fullmatch(r"call_[0-9a-f]{24}", found.id)
+    assert found == ToolCall(found.id, "", "{}", 0)
+
+
+def test_calls_without_an_id_or_sharing_one_get_ids_of_their_own() -> None:
+    """If a call has no id, or the id of an earlier call, then it gets a fresh one, the same in
+    every reply built from the stream, so that each result answers one call."""
+    chunks = [
+        chunk(tool_calls=[call(0, "{}", "dup", "f")]),
+        chunk(tool_calls=[call(1, "{}", "dup", "g")]),
+        chunk(tool_calls=[call(2, "{}", "", "h")]),
+        chunk(tool_calls=[call(3, "{}", "call_0", "k")]),
+        chunk(finish_reason="tool_calls"),
+    ]
+
+    _, reply = feed(chunks)
+
+    ids = [found.id for found in reply.tool_calls]
+    assert ids[0] == "dup"
+    assert ids[3] == "call_0"
+    assert len(set(ids)) == 4
+    assert [item["id"] for item in reply.message["tool_calls"]] == ids
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sent"),
+    [
+        ('{"a": 1}', '{"a": 1}'),
+        ("{'a': 1}", '{"a": 1}'),
+        ("", "{}"),
+        ('{"a": 1', "{}"),
+        ("[1, 2]", "{}"),
+        ("[" * 1000, "{}"),
+    ],
+)
+def test_history_carries_arguments_a_server_can_parse(arguments: str, sent: str) -> None:
+    """If a call's arguments are not a JSON object, then history carries the object they spell,
+    or {} (vLLM refuses a request whose past calls it cannot parse); the reply keeps them as
+    sent."""
+    _, reply = feed([chunk(tool_calls=[call(0, arguments, "c1", "f")])])
+
+    assert reply.tool_calls[0].arguments == arguments
+    assert reply.message["tool_calls"][0]["function"]["arguments"] == sent
 
 
 def test_json_object_arguments_become_json_text() -> None:

@@ -537,3 +537,37 @@ def test_ctrl_c_during_run_python_stops_the_code_too(server: ScriptedServer, fol
     while not gone(child):
         assert time.monotonic() < deadline, "run_python's code outlived m2"
         time.sleep(0.05)
+
+
+def test_a_call_with_absurdly_nested_arguments_is_shown_not_a_traceback(
+    server: ScriptedServer, folder: Path
+) -> None:
+    """If a call's arguments nest a thousand levels deep, then m2 shows the call and its error
+    result, and answers; nothing raises."""
+    server.queue(
+        stream_step(
+            [
+                chunk(
+                    tool_calls=[
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "function": {"name": "list_dir", "arguments": "[" * 1000},
+                        }
+                    ]
+                ),
+                chunk(finish_reason="tool_calls"),
+            ]
+        ),
+        answers("Sorry."),
+    )
+
+    result = m2(server, folder, "ask", "-T", "list_dir", "What is here?")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Sorry.\n"
+    assert "← error:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        server.requests[1].json()["messages"][1]["tool_calls"][0]["function"]["arguments"] == "{}"
+    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import StreamErrorEvent, StreamInterrupted, redact
-from ._native_tools import NativeToolStream, parse_native
+from ._native_tools import NativeToolStream, new_call_id, parse_native
 from ._thinking import StreamSplitter, history_content, split_reply
 from ._types import (
     AnswerDelta,
@@ -145,27 +145,66 @@ def _first_choice(choices: object) -> Mapping[str, Any] | None:
     return None
 
 
+_REPEAT_TRIES = 16
+
+
 def _without_repeated_start(arguments: str) -> str:
     """The arguments, or, when they are not JSON because a server sent the start of the object
     and then the whole object again (sglang#23071), the whole object."""
-    try:
-        json.loads(arguments)
-    except ValueError:
-        pass
-    else:
+    if _is_json(arguments):
         return arguments
+    # The start repeats, so the whole begins in the second half; a few tries are enough.
     at = arguments.find("{", 1)
-    while at > 0:
+    for _ in range(_REPEAT_TRIES):
+        if at < 0 or at > len(arguments) // 2:
+            break
         whole = arguments[at:]
-        if whole.startswith(arguments[:at]):
-            try:
-                json.loads(whole)
-            except ValueError:
-                pass
-            else:
-                return whole
+        if whole.startswith(arguments[:at]) and _is_json(whole):
+            return whole
         at = arguments.find("{", at + 1)
     return arguments
+
+
+def decoded_arguments(text: str) -> dict[str, Any] | None:
+    """A call's arguments as the object they spell: JSON, or a Python literal (some servers send
+    a repr: mlx-openai-server#124); {} for none at all; None when they spell no object."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = _python_literal(text)
+    return value if isinstance(value, dict) else None
+
+
+def sendable_arguments(text: str) -> str:
+    """Arguments as history can carry them back. Servers parse the calls they are sent and
+    answer 400 to arguments that are not a JSON object (vllm#43995: the conversation is stuck
+    from then on), so those go back as the object they spell, or as `{}`; the call's result
+    already told the model what was wrong."""
+    value = decoded_arguments(text)
+    if value is None:
+        return "{}"
+    if _is_json(text):
+        return text
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _python_literal(text: str) -> object:
+    import ast
+
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
 
 
 def tool_schemas(tools: object) -> dict[str, Mapping[str, Any]]:
@@ -203,6 +242,7 @@ class _PendingCall:
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+    sent_id: str = ""  # the id the call goes by: the server's, unless missing or taken
 
 
 class _ToolCalls:
@@ -216,6 +256,16 @@ class _ToolCalls:
     def __init__(self) -> None:
         self._calls: list[_PendingCall] = []
         self._latest: dict[int, _PendingCall] = {}
+
+    def _name_calls(self, calls: list[_PendingCall]) -> None:
+        """Give each call, once, the id it goes by: the server's, or a fresh one when it sent
+        none or one an earlier call has (the results are matched to calls by id)."""
+        taken = {call.sent_id for call in calls if call.sent_id}
+        for call in calls:
+            if call.sent_id:
+                continue
+            call.sent_id = call.id if call.id and call.id not in taken else new_call_id()
+            taken.add(call.sent_id)
 
     def feed(self, raw: object) -> list[ToolCallDelta]:
         deltas = []
@@ -248,9 +298,10 @@ class _ToolCalls:
     def result(self) -> tuple[ToolCall, ...]:
         # A call that never got a name or arguments (an item without `function`) says nothing.
         calls = [call for call in self._calls if call.name or any(call.arguments)]
+        self._name_calls(calls)
         return tuple(
             ToolCall(
-                id=call.id or f"call_{call.index}",
+                id=call.sent_id,
                 name=call.name,
                 arguments=_without_repeated_start("".join(call.arguments)),
                 index=call.index,
@@ -517,7 +568,10 @@ def _assistant_message(
     message: Message = {"role": "assistant", "content": history_content(split, content, profile)}
 
     if tool_calls:
-        message["tool_calls"] = [call.to_message() for call in tool_calls]
+        message["tool_calls"] = [
+            dataclasses.replace(call, arguments=sendable_arguments(call.arguments)).to_message()
+            for call in tool_calls
+        ]
         if not message["content"]:
             message["content"] = None
     return message

@@ -169,7 +169,7 @@ class NativeToolStream:
 
         for name, arguments in found:
             text = json.dumps(arguments, ensure_ascii=False)
-            calls.append(ToolCall(f"call_{secrets.token_hex(12)}", name, text, self._count))
+            calls.append(ToolCall(new_call_id(), name, text, self._count))
             self._count += 1
         return "" if not kept or kept.isspace() else OPEN + kept + end
 
@@ -320,12 +320,22 @@ def _by_type(value: str, kind: Any) -> Any:
     return parsed
 
 
+def new_call_id() -> str:
+    """An id for a call the server gave none (or none of its own): `call_` and 24 hex digits."""
+    return f"call_{secrets.token_hex(12)}"
+
+
 def _json(value: str) -> Any:
-    """The JSON value `value` spells, or `_FAIL`."""
+    """The JSON value `value` spells, or `_FAIL`. NaN and Infinity are not JSON, though Python
+    reads them: arguments holding them would be refused where they are parsed again."""
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return _FAIL
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _allows_null(schema: Any, root: Mapping[str, Any], depth: int) -> bool:

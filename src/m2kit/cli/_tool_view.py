@@ -219,12 +219,11 @@ def cut(line: str) -> str:
 
 
 def _object(text: str) -> dict[str, Any] | None:
-    """A call's arguments as a JSON object (none when blank), or None when they are not one."""
-    try:
-        values = json.loads(text) if text.strip() else {}
-    except ValueError:
-        return None
-    return values if isinstance(values, dict) else None
+    """A call's arguments as the object they spell ({} when blank), or None when they are not
+    one; as the tool itself will read them."""
+    from .._accumulate import decoded_arguments
+
+    return decoded_arguments(text)
 
 
 def _first_line(text: str) -> str:
