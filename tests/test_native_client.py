@@ -505,3 +505,29 @@ def test_stream_dropped_inside_a_block_keeps_it_in_the_partial_raw(run: Run) -> 
     assert partial is not None
     assert partial.raw == received
     assert partial.tool_calls == ()
+
+
+@pytest.mark.parametrize("finish", ["stop", "length"])
+def test_thinking_that_mentions_the_tag_streams_as_the_whole_reply_splits(
+    run: Run, finish: str
+) -> None:
+    """If the reasoning mentions `<minimax:tool_call>` without a call and the answer follows in
+    content, then the streamed reply is the whole one: thinking, then the answer, not cut."""
+    reasoning = "<minimax:tool_call> is the tag I would use, but no tool is needed."
+    answer = "Paris is the capital of France."
+    pieces = [chunk(reasoning_content=reasoning[:20]), chunk(reasoning_content=reasoning[20:])]
+    run.server.queue(
+        stream_step([*pieces, chunk(answer), chunk(finish_reason=finish)]),
+        whole(answer, finish, reasoning_content=reasoning),
+    )
+
+    events = run.stream(tools=TOOLS)
+    reply = reply_of(events)
+
+    assert (reply.thinking, reply.text, reply.cut_while_thinking) == (reasoning, answer, False)
+    assert texts(events, ThinkingDelta) == reasoning
+    assert texts(events, AnswerDelta) == answer
+    first_answer = next(n for n, e in enumerate(events) if isinstance(e, AnswerDelta))
+    last_thinking = max(n for n, e in enumerate(events) if isinstance(e, ThinkingDelta))
+    assert last_thinking < first_answer
+    assert without_ids(run.chat(tools=TOOLS)) == without_ids(reply)

@@ -334,6 +334,8 @@ class ChunkAccumulator:
         # Only when tools were offered: a call to anything else stays text.
         self._native = NativeToolStream(tools) if tools else None
         self._native_thinking = NativeToolStream(tools) if tools else None
+        self._offered = tools
+        self._thinking_fed = False  # reasoning went into _native_thinking since it last ended
         self._native_calls: list[ToolCall] = []
         self._structured_offset: int | None = None  # set by the first standard fragment
         self._raw: list[str] = []
@@ -367,6 +369,7 @@ class ChunkAccumulator:
         delta = delta if isinstance(delta, dict) else {}
         reasoning = reasoning_text(delta)
         if reasoning and self._native_thinking is not None:
+            self._thinking_fed = True
             step = self._native_thinking.feed(reasoning)
             reasoning = step.text
             self._take_native(step.calls, events)
@@ -375,6 +378,10 @@ class ChunkAccumulator:
 
         content = delta.get("content")
         content = content if isinstance(content, str) else _content_text(content)
+        if content and self._thinking_fed:
+            # The answer has begun, so the thinking is over: what its scanner held back (in case
+            # it began a block) is settled now, before the answer, as a whole reply would be.
+            self._end_native_thinking(events)
         if content and self._native is not None:
             self._raw.append(content)
             step = self._native.feed(content)
@@ -403,6 +410,17 @@ class ChunkAccumulator:
             base = position if index is None else index
             renumbered.append(item | {"index": base + self._structured_offset})
         return renumbered
+
+    def _end_native_thinking(self, events: list[StreamEvent]) -> None:
+        """Settle what the reasoning's block scanner held back: calls, or thinking after all."""
+        assert self._native_thinking is not None
+        assert self._offered
+        step = self._native_thinking.finish()
+        self._native_thinking = NativeToolStream(self._offered)
+        self._thinking_fed = False
+        self._take_native(step.calls, events)
+        if step.text:
+            self._emit(self._splitter.feed_reasoning(step.text), events)
 
     def _take_native(self, calls: tuple[ToolCall, ...], events: list[StreamEvent]) -> None:
         """Number native calls after every call so far, and pass each on as one whole delta."""
@@ -438,12 +456,8 @@ class ChunkAccumulator:
                 "the connection closed before the reply was complete", partial=self.partial()
             )
         events: list[StreamEvent] = []
-        if self._native_thinking is not None:
-            # What was held back in case it began a block: calls, or text after all.
-            step = self._native_thinking.finish()
-            self._take_native(step.calls, events)
-            if step.text:
-                self._emit(self._splitter.feed_reasoning(step.text), events)
+        if self._thinking_fed:
+            self._end_native_thinking(events)
         if self._native is not None:
             step = self._native.finish()
             self._take_native(step.calls, events)
