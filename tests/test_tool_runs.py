@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -196,6 +197,134 @@ def test_cancellation_propagates() -> None:
         return finished, scope.cancelled_caught
 
     assert anyio.run(main) == (False, True)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("timeout", [None, 5.0])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync tool", "async tool"])
+def test_a_tool_that_calls_sys_exit(runner: Runner, timeout: float | None, is_async: bool) -> None:
+    """If a tool calls sys.exit(0), then the result is an error saying so, and nothing exits."""
+
+    def leave() -> None:
+        sys.exit(0)
+
+    async def leave_async() -> None:
+        sys.exit(0)
+
+    chosen = tool(leave_async) if is_async else tool(leave)
+    result = runner(chosen, call(chosen.name), timeout)
+    assert (result.content, result.error) == ("Error: the tool called sys.exit(0)", True)
+
+
+@pytest.mark.parametrize(
+    ("code", "called"), [(None, "sys.exit()"), (3, "sys.exit(3)"), ("bye", "sys.exit('bye')")]
+)
+def test_the_exit_code_in_the_error(code: str | int | None, called: str) -> None:
+    """If a tool exits with another code or a message, then the error shows it."""
+
+    @tool
+    def leave() -> None:
+        sys.exit(code)
+
+    assert run_sync(leave, call("leave")).content == f"Error: the tool called {called}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses SIGALRM")
+def test_a_system_exit_from_outside_the_tool_goes_through() -> None:
+    """If SystemExit is raised in the waiting thread, not by the tool (here by a signal handler),
+    then the runner lets it through."""
+    release = threading.Event()
+
+    @tool(timeout=5)
+    def waits() -> str:
+        release.wait(5)
+        return "done"
+
+    def stop(signum: int, frame: object) -> None:
+        sys.exit(7)
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        with pytest.raises(SystemExit) as caught:
+            run_sync(waits, call("waits"))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        release.set()
+    assert caught.value.code == 7
+
+
+class Loop(list[object]):
+    """A list that holds itself, which JSON cannot write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.append(self)
+
+
+UNWRITABLE: dict[str, tuple[Callable[[], object], str, str]] = {
+    "tuple keys": (
+        lambda: {("Lyon", 1): "sunny"},
+        "TypeError: keys must be str, int, float, bool or None, not tuple",
+        "{('Lyon', 1): 'sunny'}",
+    ),
+    "a loop": (Loop, "ValueError: Circular reference detected", "[[...]]"),
+}
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("kind", list(UNWRITABLE))
+def test_a_value_json_cannot_write(runner: Runner, kind: str) -> None:
+    """If a tool ran but returned what JSON cannot write, then the result says the tool ran,
+    gives the value as text, and is not an error."""
+    make, reason, text = UNWRITABLE[kind]
+    ran: list[str] = []
+
+    @tool
+    def book() -> object:
+        ran.append("booked")
+        return make()
+
+    result = runner(book, call("book"), None)
+    assert ran == ["booked"]
+    assert (result.content, result.error) == (
+        f"The tool ran, but its result could not be written as JSON ({reason}). As text: {text}",
+        False,
+    )
+
+
+def test_a_long_value_json_cannot_write_is_cut() -> None:
+    """If such a value's text is long, then it is cut, and says so."""
+
+    @tool
+    def many() -> object:
+        return {(number,): "x" * 100 for number in range(1000)}
+
+    result = run_sync(many, call("many"))
+    assert not result.error
+    assert len(result.content) < 4200
+    assert result.content.endswith("xxx… (cut)")
+
+
+def test_a_value_whose_text_fails_too() -> None:
+    """If JSON cannot write a value and str() fails on it, then the result still says the tool
+    ran."""
+
+    class Mute:
+        def __str__(self) -> str:
+            raise RuntimeError("no words")
+
+    @tool
+    def mute() -> object:
+        return Mute()
+
+    result = run_sync(mute, call("mute"))
+    assert (result.content, result.error) == (
+        "The tool ran, but its result could not be written as JSON (RuntimeError: no words)."
+        " As text: (a Mute that str() fails on too)",
+        False,
+    )
 
 
 # Many calls

@@ -1,13 +1,16 @@
 """Running tool calls, sync or under anyio, one at a time or together, each under a time limit.
 
 Running a tool never raises the tool's errors: they come back as a `ToolResult` with
-`error=True`, worded for the model, and so does a call to a tool that is not there;
-KeyboardInterrupt, SystemExit and cancellation always go through. anyio is imported by the first
-run, never by `import m2kit`.
+`error=True`, worded for the model, and so does a call to a tool that is not there, and a tool
+that calls `sys.exit()`. A value that cannot be written as JSON comes back as text, with
+`error=False`, since the tool did run. KeyboardInterrupt, cancellation and a SystemExit that
+the tool did not raise itself always go through. anyio is imported by the first run, never by
+`import m2kit`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import enum
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._tools import ToolArgumentsError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
     from concurrent.futures import Future
 
     from ._tools import Tool
@@ -29,12 +32,23 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# At most this many characters of str(value) stand in for a value that JSON cannot write.
+_FALLBACK_TEXT = 4000
+
 
 class _TimedOut(Exception):
     """A run that went past its time limit."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"the tool did not finish within {seconds:g} s")
+
+
+class _Exited(Exception):
+    """A tool that raised SystemExit, turned into an error where it was raised, in the tool's
+    own call: a SystemExit that reaches the runner from anywhere else is not the tool's."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(f"the tool called sys.exit({'' if code is None else repr(code)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +82,16 @@ def run_sync(tool: Tool[..., Any], call: ToolCall, *, timeout: float | None = No
     limit = _limit(tool, timeout)
     started = time.perf_counter()
     try:
-        kwargs = tool.arguments(call)
+        work = _job(tool, tool.arguments(call))
         if tool.is_async:
-            work = functools.partial(tool.function, **kwargs)
             value = _wait(_start(functools.partial(anyio.run, _within, limit, work)), limit)
         elif limit is None:
-            value = tool.function(**kwargs)
+            value = work()
         else:
-            value = _wait(_start(functools.partial(tool.function, **kwargs)), limit)
-        content = _content(value)
+            value = _wait(_start(work), limit)
     except Exception as exc:
         return _failed(call, exc, started)
-    return ToolResult(call, content, False, time.perf_counter() - started)
+    return _returned(call, value, started)
 
 
 async def run_async(
@@ -96,16 +108,15 @@ async def run_async(
     limit = _limit(tool, timeout)
     started = time.perf_counter()
     try:
-        job = functools.partial(tool.function, **tool.arguments(call))
+        job = _job(tool, tool.arguments(call))
         if tool.is_async:
             value = await _within(limit, job)
         else:
             work = functools.partial(anyio.to_thread.run_sync, job, abandon_on_cancel=True)
             value = await _within(limit, work)
-        content = _content(value)
     except Exception as exc:
         return _failed(call, exc, started)
-    return ToolResult(call, content, False, time.perf_counter() - started)
+    return _returned(call, value, started)
 
 
 def run_many_sync(
@@ -180,9 +191,61 @@ def _unknown(call: ToolCall, tools_by_name: Mapping[str, Tool[..., Any]]) -> Too
     return ToolResult(call, f"Error: no tool named {call.name}; available: {available}", True, 0.0)
 
 
+def _job(tool: Tool[..., Any], kwargs: dict[str, Any]) -> Callable[[], Any]:
+    """The tool's call with these arguments, to make with no arguments: a function for a sync
+    tool, a coroutine function for an async one; a SystemExit it raises becomes `_Exited`."""
+    function = tool.function
+    if tool.is_async:
+
+        async def run_async() -> Any:
+            with _exit_is_an_error():
+                return await function(**kwargs)
+
+        return run_async
+
+    def run() -> Any:
+        with _exit_is_an_error():
+            return function(**kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def _exit_is_an_error() -> Iterator[None]:
+    # Only the tool's own code runs inside this block. The one SystemExit it cannot tell from
+    # the tool's is a signal handler's that calls sys.exit while an inline sync tool runs on the
+    # main thread; m2 installs none. Interpreter shutdown raises no SystemExit in the tool.
+    try:
+        yield
+    except SystemExit as exc:
+        raise _Exited(exc.code) from exc
+
+
+def _returned(call: ToolCall, value: object, started: float) -> ToolResult:
+    """The result of a call that returned `value`. A value that cannot be written as JSON is
+    not an error: the tool ran, and its side effects happened, so its str() stands in."""
+    try:
+        content = _content(value)
+    except Exception as exc:
+        content = (
+            f"The tool ran, but its result could not be written as JSON "
+            f"({type(exc).__name__}: {exc}). As text: {_text(value)}"
+        )
+    return ToolResult(call, content, False, time.perf_counter() - started)
+
+
+def _text(value: object) -> str:
+    """`str(value)`, cut to _FALLBACK_TEXT characters, or a placeholder when str() fails too."""
+    try:
+        text = str(value)
+    except Exception:
+        return f"(a {type(value).__name__} that str() fails on too)"
+    return text if len(text) <= _FALLBACK_TEXT else text[:_FALLBACK_TEXT] + "… (cut)"
+
+
 def _failed(call: ToolCall, exc: Exception, started: float) -> ToolResult:
     """The result of a call that raised `exc`, worded for the model."""
-    if isinstance(exc, (ToolArgumentsError, _TimedOut)):
+    if isinstance(exc, (ToolArgumentsError, _TimedOut, _Exited)):
         content = f"Error: {exc}"
     else:
         content = f"Error: {type(exc).__name__}: {exc}"
