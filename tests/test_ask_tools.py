@@ -265,6 +265,81 @@ def test_functions_file_with_a_typed_function(server: ScriptedServer, folder: Pa
     assert "→ add(a=2, b=3)" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_what_a_tool_prints_stays_off_stdout(
+    server: ScriptedServer, folder: Path, kind: str
+) -> None:
+    """If a tool prints, then its output goes to stderr, and --json's stdout is still one JSON
+    object."""
+    (folder / "loud.py").write_text(
+        f"{kind} shout(word: str) -> str:\n"
+        '    """Shout a word."""\n'
+        "    print('DEBUG: shouting', word)\n"
+        "    return word.upper()\n",
+        encoding="utf-8",
+    )
+    server.queue(calls("shout", {"word": "hey"}), answers("HEY."))
+
+    result = m2(server, folder, "ask", "--json", "--functions", "loud.py", "Shout hey.")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["answer"] == "HEY."
+    assert "DEBUG: shouting hey" in result.stderr
+    assert tool_message(server)["content"] == "HEY"
+
+
+def test_a_function_that_calls_sys_exit(server: ScriptedServer, folder: Path) -> None:
+    """If a --functions tool calls sys.exit(0), then the model is told so, and m2 goes on to its
+    answer instead of exiting with none."""
+    (folder / "leave.py").write_text(
+        'import sys\n\ndef leave() -> str:\n    """Leave at once."""\n    sys.exit(0)\n',
+        encoding="utf-8",
+    )
+    server.queue(calls("leave", {}), answers("It left."))
+
+    result = m2(server, folder, "ask", "--functions", "leave.py", "Leave.")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "It left.\n"
+    assert tool_message(server)["content"] == "Error: the tool called sys.exit(0)"
+    assert "the tool called sys.exit(0)" in result.stderr
+
+
+def test_tools_that_print_at_once_leave_stdout_to_the_answer(
+    server: ScriptedServer, folder: Path
+) -> None:
+    """If two tools of one reply print while they run in parallel, one ending before the other,
+    then both prints go to stderr and the answer still reaches stdout."""
+    (folder / "loud.py").write_text(
+        "import threading, time\n"
+        "BOTH = threading.Barrier(2, timeout=10)\n\n"
+        "def first(word: str) -> str:\n"
+        '    """Say a word first."""\n'
+        "    BOTH.wait(); print('first says', word)\n"
+        "    return word\n\n"
+        "def second(word: str) -> str:\n"
+        '    """Say a word second, after the first has finished."""\n'
+        "    BOTH.wait(); time.sleep(0.3); print('second says', word)\n"
+        "    return word\n",
+        encoding="utf-8",
+    )
+    both = [
+        {"index": n, "id": f"c{n}", "function": {"name": name, "arguments": '{"word": "hi"}'}}
+        for n, name in enumerate(["first", "second"])
+    ]
+    server.queue(
+        stream_step([chunk(tool_calls=both), chunk(finish_reason="tool_calls")]),
+        answers("Both spoke."),
+    )
+
+    result = m2(server, folder, "ask", "--functions", "loud.py", "Speak.")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Both spoke.\n"
+    assert "first says hi" in result.stderr
+    assert "second says hi" in result.stderr
+
+
 def test_a_broken_functions_file(server: ScriptedServer, folder: Path) -> None:
     """If the functions file fails to import, then m2 exits 2 with one line, before any request."""
     (folder / "broken.py").write_text("import no_such_module_here\n", encoding="utf-8")
@@ -394,14 +469,72 @@ def test_read_file_numbers_lines_in_parts(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_read_file_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """If a file's lines come to more than the cap, then the output is cut and says so."""
+    """If a file's lines come to more than the cap, then the output stops at the last whole line
+    that fits and says which line to read on from."""
     monkeypatch.chdir(tmp_path)
     Path("big.txt").write_text(("x" * 100 + "\n") * 300, encoding="utf-8")
 
     text = read_file("big.txt")
 
-    assert len(text) == MAX_OUTPUT + len(CUT)
-    assert text.endswith(CUT)
+    # Each line takes 108 characters with its number, tab and newline: 185 fit in 20,000.
+    *lines, note = text.split("\n")
+    assert len(lines) == 185
+    assert lines[-1] == "   185\t" + "x" * 100
+    assert note == "… (cut at 20,000 characters: read again with start_line=186)"
+    assert read_file("big.txt", start_line=186).startswith("   186\tx")
+
+
+def test_read_file_cuts_a_line_without_newlines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a file of megabytes has no newline, then its one line is cut at the cap, and the note
+    says so and where the next line starts, when there is one."""
+    monkeypatch.chdir(tmp_path)
+    Path("one.txt").write_text("x" * 4_000_000, encoding="utf-8")
+    Path("two.txt").write_text("x" * 4_000_000 + "\nsecond\n", encoding="utf-8")
+
+    line, note = read_file("one.txt").split("\n")
+    assert line == "     1\t" + "x" * (MAX_OUTPUT - 7) + CUT
+    assert note == "… (line 1 is longer than 20,000 characters; the file ends after it)"
+
+    note = read_file("two.txt").split("\n")[-1]
+    assert note == "… (line 1 is longer than 20,000 characters: read again with start_line=2)"
+    assert read_file("two.txt", start_line=2) == "     2\tsecond"
+
+
+def test_read_file_with_huge_max_lines_stops_at_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If max_lines is 10**9 on a file of megabytes, then the output still stops at the cap and
+    says where to read on."""
+    monkeypatch.chdir(tmp_path)
+    Path("many.txt").write_text(("y" * 99 + "\n") * 40_000, encoding="utf-8")
+
+    text = read_file("many.txt", max_lines=10**9)
+
+    assert len(text) <= MAX_OUTPUT + 100
+    assert text.endswith("… (cut at 20,000 characters: read again with start_line=187)")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="makes a FIFO")
+@pytest.mark.parametrize("name", ["pipe", "link"])
+def test_read_file_refuses_a_fifo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """If read_file is pointed at a FIFO, itself or through a link, then it refuses at once
+    instead of waiting for a writer."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe")
+    Path("link").symlink_to("pipe")
+    call = ToolCall("call_1", "read_file", json.dumps({"path": name}))
+
+    result = run_sync(read_file, call, timeout=5)
+
+    assert result.error
+    assert result.content == (
+        f"Error: ValueError: {name} is a FIFO, not a regular file: read_file reads only those"
+    )
+    assert result.elapsed < 4
 
 
 @pytest.mark.parametrize("where", ["../outside.txt", "/etc/hostname", "link.txt"])
@@ -449,6 +582,16 @@ def test_list_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         list_dir("b.txt")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="makes a FIFO")
+def test_list_dir_says_what_is_not_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a folder holds a FIFO, then list_dir says it is one rather than give it a size."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    os.mkfifo("pipe")
+
+    assert list_dir() == "pipe  (a FIFO)"
+
+
 def test_run_code_reports_exit_code_and_both_streams(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,11 +606,45 @@ def test_run_code_reports_exit_code_and_both_streams(
 
 
 def test_run_code_output_is_capped() -> None:
-    """If the code prints more than the cap, then its output is cut and says so."""
+    """If the code prints more than the cap, then its output is cut and says how much was."""
     text = run_code("print('x' * 50_000)", timeout=10)
 
-    assert CUT in text
-    assert len(text) < MAX_OUTPUT + 100
+    assert text == (
+        f"exit code: 0\nstdout:\n{'x' * 10_000}… (cut: 40,001 more characters)\nstderr:\n(nothing)"
+    )
+
+
+def test_run_code_drains_both_streams_past_the_cap() -> None:
+    """If the code writes megabytes to both streams, then both are read to their end, so the code
+    is not stuck on a full pipe, and each keeps its first half of the cap."""
+    code = "import sys; sys.stderr.write('e' * 3_000_000); sys.stdout.write('o' * 3_000_000)"
+
+    text = run_code(code, timeout=20)
+
+    assert text == (
+        f"exit code: 0\nstdout:\n{'o' * 10_000}… (cut: 2,990,000 more characters)\n"
+        f"stderr:\n{'e' * 10_000}… (cut: 2,990,000 more characters)"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="starts a session of its own")
+def test_run_code_timeout_with_a_grandchild_holding_the_pipes(tmp_path: Path) -> None:
+    """If the code ends but leaves a process of its own session holding its output open, then
+    run_code still stops at its time limit instead of waiting for that process."""
+    code = (
+        "import subprocess, sys\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(30)']\n"
+        "child = subprocess.Popen(sleeper, start_new_session=True)\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(child.pid))\n"
+    )
+    started = time.monotonic()
+
+    try:
+        with pytest.raises(TimeoutError, match=r"did not finish within 1 s"):
+            run_code(code, timeout=1)
+        assert time.monotonic() - started < 10
+    finally:
+        os.kill(int((tmp_path / "pid").read_text()), signal.SIGKILL)
 
 
 def test_run_code_timeout() -> None:

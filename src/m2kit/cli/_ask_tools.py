@@ -7,11 +7,13 @@ Imported only when tools are asked for, since making a tool imports pydantic.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.machinery
 import importlib.util
 import inspect
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +50,56 @@ def load_tools(names: Sequence[str], functions: str | None) -> list[Tool[..., An
                     " --functions FILE.py.",
                 )
     if functions is not None:
-        chosen.extend(load_functions(functions))
+        # The built-in tools print nothing; the user's may.
+        chosen.extend(_printing_to_stderr(found) for found in load_functions(functions))
 
     by_name: dict[str, Tool[..., Any]] = {}
     for found in chosen:
         if by_name.setdefault(found.name, found) is not found:
             raise ConfigError(f"two tools are named {found.name}: rename one (@tool(name=...))")
     return list(by_name.values())
+
+
+def _printing_to_stderr(found: Tool[..., Any]) -> Tool[..., Any]:
+    """The tool, with what it prints sent to stderr: standard output is the answer's (a tool
+    that prints must not break `--json` or a pipe). Tools run while m2 itself writes nothing."""
+    function = found.function
+    if inspect.iscoroutinefunction(function):
+
+        async def run_async(**kwargs: Any) -> Any:
+            with _stdout_to_stderr():
+                return await function(**kwargs)
+
+        return dataclasses.replace(found, function=run_async)
+
+    def run(**kwargs: Any) -> Any:
+        with _stdout_to_stderr():
+            return function(**kwargs)
+
+    return dataclasses.replace(found, function=run)
+
+
+_redirects = 0
+_redirects_lock = threading.Lock()
+_stdout: TextIO | None = None
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """sys.stdout is stderr while any tool runs. Counted, not nested: tools of one step run at
+    once on threads, and each restoring what it found would leave stderr in place for good."""
+    global _redirects, _stdout
+    with _redirects_lock:
+        if _redirects == 0:
+            _stdout, sys.stdout = sys.stdout, sys.stderr
+        _redirects += 1
+    try:
+        yield
+    finally:
+        with _redirects_lock:
+            _redirects -= 1
+            if _redirects == 0 and _stdout is not None:
+                sys.stdout, _stdout = _stdout, None
 
 
 def load_functions(path: str) -> list[Tool[..., Any]]:
