@@ -288,3 +288,162 @@ def test_a_misspelt_schema_is_refused_before_any_request(schema: str, said: str)
     with pytest.raises(ConfigError, match="not a usable JSON Schema") as caught:
         load_schema(schema)
     assert said in str(caught.value)
+
+
+# Broken, deep and non-JSON answers
+
+DEEP = "[" * 3000 + "]" * 3000
+
+
+def cut(content: str) -> Step:
+    return stream_step([chunk(content=content), chunk(finish_reason="length")])
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "said"),
+    [
+        (
+            ("--json-mode",),
+            '{"items": [{"a": 1}, {"a": 2}, {"a":',
+            "no complete JSON value",
+        ),
+        (("--json-mode",), '{"a": {"b": 1}, }', "the answer is not valid JSON: "),
+        (
+            ("--schema", '{"type":"object","required":["a"]}'),
+            '{"data": {"a": 1, }, "x": {"a": 2}}',
+            "the answer is not valid JSON: ",
+        ),
+        (("--json-mode",), DEEP, "nested too deeply"),
+    ],
+    ids=["cut-off", "trailing-comma", "schema-trailing-comma", "deep"],
+)
+def test_a_broken_answer_is_not_mined_for_pieces(
+    server: ScriptedServer, args: tuple[str, ...], content: str, said: str
+) -> None:
+    """If the answer's outer value is broken, cut off or nested thousands deep, then nothing
+    inside it is printed: m2 exits 1 with one line saying what is wrong."""
+    server.queue(answer(content))
+
+    result = m2(server, "ask", "--repairs", "0", *args, "Some JSON?")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert said in result.stderr
+
+
+def test_the_value_that_fits_the_schema_is_printed(server: ScriptedServer) -> None:
+    """If prose cites [1] before the JSON, then the value that fits the schema is printed."""
+    server.queue(answer('As noted in [1], the result is: {"answer": 42}'))
+
+    schema = '{"type":"object","required":["answer"]}'
+    result = m2(server, "ask", "--repairs", "0", "--schema", schema, "The answer?")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"answer": 42}
+
+
+def test_a_cut_reply_prints_nothing_from_before_the_cut(server: ScriptedServer) -> None:
+    """If a reply cut at its token limit stops inside a value, then an earlier value is not
+    printed, and the hint names --max-tokens."""
+    # Thinking first: a MiniMax reply cut before any `</think>` is all thinking.
+    server.queue(cut('Easy.</think>As noted in [1], the result is: {"answer": '))
+
+    result = m2(server, "ask", "--repairs", "0", "--json-mode", "The answer?")
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "--max-tokens" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "first", "second"),
+    [
+        (("--json-mode",), '{"a": NaN}', '{"a": null}'),
+        (("--schema", '{"type":"number"}'), "Infinity", "1e308"),
+    ],
+    ids=["nan", "infinity"],
+)
+def test_nan_and_infinity_are_repaired(
+    server: ScriptedServer, args: tuple[str, ...], first: str, second: str
+) -> None:
+    """If the answer holds NaN or Infinity, which are not JSON, then a repair round asks again."""
+    server.queue(answer(first), answer(second))
+
+    result = m2(server, "ask", *args, "A number?")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(second)
+    repair = server.requests[1].json()["messages"][-1]["content"]
+    assert "NaN/Infinity are not JSON" in repair
+
+
+# Schemas that loop or nest without end
+
+LOOP = {
+    "$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"$ref": "#/$defs/A"}},
+    "$ref": "#/$defs/A",
+}
+
+
+@pytest.mark.parametrize("schema", [{"$ref": "#"}, LOOP], ids=["self", "a-b-a"])
+def test_a_ref_loop_is_refused_before_any_request(
+    server: ScriptedServer, schema: dict[str, Any]
+) -> None:
+    """If the schema's $refs lead round in a loop, then m2 exits 2 saying so, before a request."""
+    result = m2(server, "ask", "--schema", json.dumps(schema), "hi")
+
+    assert result.returncode == 2, result.stderr
+    assert "leads round in a loop" in result.stderr
+    assert not server.requests
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#"},
+        LOOP,
+        {"anyOf": [{"$ref": "#"}, {"$ref": "#"}]},
+        {"allOf": [{"$ref": "#"}, {"$ref": "#"}, {"$ref": "#"}]},
+    ],
+    ids=["self", "a-b-a", "any-of", "all-of"],
+)
+def test_a_ref_loop_is_a_problem_not_a_crash(schema: dict[str, Any]) -> None:
+    """If schema_problems follows $refs that loop at one place in the value, then it stops there
+    with a problem, at once."""
+    problems = schema_problems(schema, {"a": 1})
+
+    assert problems
+    assert all("leads round in a loop" in problem for problem in problems)
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_recursive_schema_stops_at_64_levels() -> None:
+    """If a recursive schema meets data 600 deep, then the check stops past 64 levels with one
+    problem; data 64 deep is checked in full."""
+    schema = {"type": "array", "items": {"$ref": "#"}}
+
+    assert schema_problems(schema, nested(64)) == []
+    assert schema_problems(schema, nested(600)) == [
+        "[0]" * 65 + ": too deeply nested to check (more than 64 levels)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"items": ' * 3000 + "{}" + "}" * 3000, "nested too deeply"),
+        ('{"items": ' * 600 + "{}" + "}" * 600, "nested too deeply"),
+    ],
+    ids=["for-json", "for-the-check"],
+)
+def test_a_deeply_nested_schema_is_refused(text: str, said: str) -> None:
+    """If the schema itself nests thousands or hundreds deep, then load_schema refuses it."""
+    with pytest.raises(ConfigError, match=said):
+        load_schema(text)

@@ -252,3 +252,69 @@ def test_importing_m2kit_does_not_import_pydantic() -> None:
     )
 
     assert result.stdout.strip() == "False", result.stderr
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+class Answer(BaseModel):
+    answer: int
+
+
+BUNDLE = '{"name": "bundle", "price": 30, "main_part": {"name": "screw", "price": 0.1}'
+GOOD_ITEM = '{"name": "bundle", "price": 30}'
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"content": BUNDLE + ",}"}, "the answer is not valid JSON: "),
+        # Thinking first: a MiniMax reply cut before any `</think>` is all thinking.
+        (
+            {"content": "<think>Parts.</think>" + BUNDLE, "finish_reason": "length"},
+            "no complete JSON value",
+        ),
+    ],
+    ids=["trailing-comma", "cut-off"],
+)
+def test_a_broken_object_is_repaired_not_mined_for_pieces(
+    run: Run, fields: dict[str, Any], problem: str
+) -> None:
+    """If the answer's object is broken or cut off, then the object inside it is not the answer:
+    a repair round says what is wrong."""
+    run.answer(fields)
+    run.answers(GOOD_ITEM)
+
+    assert run.parse(Item) == Item(name="bundle", price=30)
+    repair = run.messages(1)[-1]["content"]
+    assert problem in repair
+    assert "Input should be" not in repair
+
+
+def test_the_value_that_validates_is_parsed(run: Run) -> None:
+    """If prose cites [1] before the JSON, then the value that fits the schema is parsed."""
+    run.answers('As noted in [1], the result is: {"answer": 42}')
+
+    assert run.parse(Answer) == Answer(answer=42)
+
+
+def test_deep_nesting_is_a_structured_output_error(run: Run) -> None:
+    """If the answer is nested thousands deep, then parse says so instead of a RecursionError."""
+    run.answers("[" * 3000 + "]" * 3000)
+
+    with pytest.raises(StructuredOutputError, match="nested too deeply"):
+        run.parse(dict, repairs=0)
+
+
+@pytest.mark.parametrize(
+    ("schema", "answer", "expected"),
+    [(str, '```json\n"hello"\n```', "hello"), (int, "```json\n42\n```", 42)],
+    ids=["str", "int"],
+)
+def test_a_fenced_scalar_is_parsed(run: Run, schema: Any, answer: str, expected: Any) -> None:
+    """If the schema is a scalar type and the answer fences one scalar, then it is parsed."""
+    run.answers(answer)
+
+    assert run.parse(schema) == expected

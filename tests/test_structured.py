@@ -146,7 +146,7 @@ def test_unclosed_thinking_holds_no_answer() -> None:
         ("   \n", "the answer is empty"),
         ("I cannot help with that.", "the answer holds no JSON object or array"),
         ('{"a": 1,', "no complete JSON value (Expecting property name"),
-        ("{name: 'x'}", "no complete JSON value"),
+        ("{name: 'x'}", "the answer is not valid JSON: Expecting property name"),
     ],
     ids=["empty", "blank", "prose", "truncated", "python-repr"],
 )
@@ -369,3 +369,171 @@ def test_bad_options_are_config_errors(options: dict[str, Any], message: str) ->
     """If the mode, repairs or a response_format is wrong, then a ConfigError says so."""
     with pytest.raises(ConfigError, match=message):
         StructuredCall(City, "Hi", **options)
+
+
+# Only top-level values count
+
+BUNDLE = '{"name": "bundle", "price": 30, "main_part": {"name": "screw", "price": 0.1},}'
+BUNDLE_CUT = '{"name": "bundle", "price": 30, "main_part": {"name": "screw", "price": 0.1}'
+CITED = 'As noted in [1], the result is: {"answer": 42}'
+DEEP = "[" * 3000 + "]" * 3000
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+class Answer(BaseModel):
+    answer: int
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (BUNDLE, "the answer is not valid JSON: "),
+        (BUNDLE_CUT, "the answer holds no complete JSON value"),
+        ('{"items": [{"a": 1}, {"a": 2}, {"a":', "the answer holds no complete JSON value"),
+        ('{"a": {"b": 1}, }', "the answer is not valid JSON: "),
+        ('{"data": {"a": 1, }, "x": {"a": 2}}', "the answer is not valid JSON: "),
+    ],
+    ids=["trailing-comma", "cut-off", "cut-off-list", "nested-trailing-comma", "two-inside"],
+)
+def test_a_broken_value_is_never_mined_for_pieces(text: str, reason: str) -> None:
+    """If the outer object does not decode, then no object inside it is taken for the answer."""
+    with pytest.raises(NoJSONError) as caught:
+        extract_json(text)
+
+    assert str(caught.value).startswith(reason)
+
+
+def test_a_value_after_a_broken_one_is_found() -> None:
+    """If a broken object comes first, then the search goes on after its closing brace."""
+    assert extract_json('{"a": {"b": 1},} and then [2]') == [2]
+
+
+def test_extract_json_keeps_the_first_top_level_value() -> None:
+    """If prose cites [1] before the answer, then extract_json alone still gives the first value."""
+    assert extract_json(CITED) == [1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [DEEP, "[" * 3000, '{"a": ' * 3000 + "1" + "}" * 3000, "x " + "[" * 201 + "]" * 201],
+    ids=["closed", "never-closed", "objects", "in-prose"],
+)
+def test_deep_nesting_is_no_json_not_a_recursion_error(text: str) -> None:
+    """If the JSON is nested thousands deep, then it is a NoJSONError, never a RecursionError."""
+    with pytest.raises(NoJSONError, match="nested too deeply"):
+        extract_json(text)
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    """If the JSON is nested 200 deep, as deep as pydantic reads, then it is decoded."""
+    assert extract_json("[" * 200 + "]" * 200) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": NaN}', "Infinity", "-Infinity", "NaN", "[1, Infinity]", '```json\n{"a": NaN}\n```'],
+)
+def test_nan_and_infinity_are_not_json(text: str) -> None:
+    """If the answer holds NaN or Infinity, which JSON has no words for, then it is refused."""
+    with pytest.raises(NoJSONError, match="NaN/Infinity are not JSON"):
+        extract_json(text)
+
+
+def test_a_nan_in_prose_does_not_hide_the_json() -> None:
+    """If prose starts with the word NaN, then the JSON after it is still found."""
+    assert extract_json('NaN is not a number. {"a": 1}') == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [('```json\n"hello"\n```', "hello"), ("```json\n42\n```", 42), ("Here:\n```\nnull\n```", None)],
+    ids=["string", "number", "null"],
+)
+def test_a_fenced_scalar_is_a_value(text: str, expected: Any) -> None:
+    """If a code fence holds one JSON scalar, then that scalar is the value."""
+    assert extract_json(text) == expected
+
+
+def test_the_first_value_that_validates_is_the_answer() -> None:
+    """If prose cites [1] before the answer, then StructuredCall takes the value that validates."""
+    call = StructuredCall(Answer, "?", mode="json_schema", repairs=0, params={})
+
+    assert call.take(reply(CITED))
+    assert call.value == Answer(answer=42)
+
+
+def test_a_trailing_comma_is_repaired_as_invalid_json() -> None:
+    """If the answer has a trailing comma, then the repair says it is not valid JSON, and the
+    object inside it is not taken."""
+    call = StructuredCall(Item, "?", mode="json_schema", repairs=1, params={})
+
+    assert not call.take(reply(BUNDLE))
+
+    repair = call.messages[-1]["content"]
+    assert "not valid JSON: " in repair
+    assert "Input should be" not in repair
+
+
+def test_when_nothing_validates_the_first_values_problem_is_told() -> None:
+    """If no value validates, then the problem is the first one's, not a later one's."""
+    call = StructuredCall(Answer, "?", mode="json_schema", repairs=0, params={})
+
+    with pytest.raises(StructuredOutputError) as caught:
+        call.take(reply('{"answer": "x"} [1]'))
+
+    assert caught.value.errors.startswith("it does not match the schema (answer: Input should")
+
+
+def test_a_cut_off_object_is_not_taken_from_its_inner_piece() -> None:
+    """If a reply cut at its token limit stops inside the object, then nothing is taken."""
+    call = StructuredCall(Item, "?", mode="json_schema", repairs=0, params={})
+
+    with pytest.raises(StructuredOutputError) as caught:
+        call.take(reply(BUNDLE_CUT, finish_reason="length"))
+
+    assert "no complete JSON value" in caught.value.errors
+    assert "max_tokens" in caught.value.hint
+
+
+def test_a_cut_reply_gives_nothing_that_came_before_the_cut() -> None:
+    """If a reply cut at its token limit stops inside a value, then an earlier value that would
+    validate is not taken: it is not the answer the model was writing."""
+    call = StructuredCall(list[int], "?", mode="json_schema", repairs=0, params={})
+
+    with pytest.raises(StructuredOutputError) as caught:
+        call.take(reply("As noted in [1], the result is: [2, 3,", finish_reason="length"))
+
+    assert "no complete JSON value" in caught.value.errors
+
+
+def test_a_reply_that_stopped_is_read_up_to_a_cut() -> None:
+    """If a reply that stopped on its own ends inside a value, then a whole value before counts."""
+    call = StructuredCall(list[int], "?", mode="json_schema", repairs=0, params={})
+
+    assert call.take(reply("As noted in [1], the result is: [2, 3,"))
+    assert call.value == [1]
+
+
+def test_deep_nesting_is_a_problem_for_a_repair() -> None:
+    """If the answer is nested thousands deep, then StructuredCall reports it, without a crash."""
+    call = StructuredCall(dict, "?", mode="json_schema", repairs=0, params={})
+
+    with pytest.raises(StructuredOutputError, match="nested too deeply"):
+        call.take(reply(DEEP))
+
+
+@pytest.mark.parametrize(
+    ("schema_type", "text", "expected"),
+    [(str, '```json\n"hello"\n```', "hello"), (int, "```json\n42\n```", 42)],
+    ids=["str", "int"],
+)
+def test_a_fenced_scalar_validates(schema_type: Any, text: str, expected: Any) -> None:
+    """If the schema is a scalar type and the answer fences one scalar, then it is the value."""
+    call = StructuredCall(schema_type, "?", mode="json_schema", repairs=0, params={})
+
+    assert call.take(reply(text))
+    assert call.value == expected

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 from ._errors import ConfigError, StructuredOutputError
 from ._request import normalize_messages
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from pydantic import TypeAdapter, ValidationError
 
@@ -30,45 +31,94 @@ Mode = Literal["json_schema", "json_object"] | None
 
 MODES = ("json_schema", "json_object", None)
 INSTRUCTION = "Answer with only a JSON value matching this JSON Schema: "
+NO_JSON = "the answer holds no JSON object or array"
 
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_OPENING = re.compile(r"[{\[]")
+# A whole JSON string, a bracket, or a quote that opens a string which never ends.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|["{}\[\]]', re.DOTALL)
+_CONSTANTS = ("NaN", "Infinity", "-Infinity")
+# pydantic's JSON parser stops at about this depth too; below it, json's own recursion is safe.
+_MAX_NESTING = 200
+_TOO_DEEP = f"the answer's JSON is nested too deeply (more than {_MAX_NESTING} levels)"
+_NAN = "NaN/Infinity are not JSON; write a number or null"
 _MAX_ERRORS = 5
 _MAX_PROBLEM = 600
 
 
 class NoJSONError(ValueError):
-    """The answer holds no complete JSON object or array."""
+    """The answer holds no complete JSON value."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """One top-level JSON value in an answer: the value and its exact text, or its `problem`.
+
+    `cut` is True for a value that the answer stops inside of.
+    """
+
+    value: Any = None
+    source: str = ""
+    problem: str = ""
+    cut: bool = False
 
 
 def extract_json(text: str) -> Any:
-    """The first complete JSON object or array in `text`, an answer written by a model.
+    """The first top-level JSON value in `text`, an answer written by a model.
 
-    A `<think>…</think>` block at the start is skipped. Fenced blocks (```json or bare ```) are
-    read first, then the whole text; a text that is one JSON value of any kind is that value.
-    Raises `NoJSONError` (a `ValueError`) with a short reason when there is none.
+    See `json_values` for where it is looked for. Raises `NoJSONError` (a `ValueError`) with a
+    short reason when there is none.
     """
-    return _locate(text)[0]
+    found, problem = first_fit(text, lambda _: "")
+    if found is None:
+        raise NoJSONError(problem)
+    return found.value
 
 
-def _locate(text: str) -> tuple[Any, str]:
-    """The first JSON value in `text`, and the exact text it was decoded from."""
+def first_fit(
+    text: str, problem_of: Callable[[Found], str], *, cut_short: bool = False
+) -> tuple[Found | None, str]:
+    """The first top-level JSON value in `text` in which `problem_of` finds nothing wrong, and "";
+    else None and the first value's problem.
+
+    With `cut_short` (the reply hit its token limit), nothing is taken from an answer that stops
+    inside a JSON value: that value was the answer, and a value before it is not.
+    """
+    found = json_values(text)
+    if cut_short and found[-1].cut:
+        return None, found[-1].problem
+
+    first = ""
+    for item in found:
+        problem = item.problem or problem_of(item)
+        if not problem:
+            return item, ""
+        first = first or problem
+    return None, first
+
+
+def json_values(text: str) -> list[Found]:
+    """The top-level JSON values in an answer, in the order to try them; never empty.
+
+    A `<think>…</think>` block at the start is skipped. Fenced blocks (```json or bare ```) come
+    first, then the whole text. A block, or the text, that is one JSON value of any kind is that
+    value; elsewhere only objects and arrays count, and only whole: one that does not decode is
+    skipped to its closing bracket, never searched for pieces that do, and one that never closes
+    ends the search.
+    """
     text = _after_thinking(text).strip()
     if not text:
-        raise NoJSONError("the answer is empty")
+        return [Found(problem="the answer is empty")]
 
-    # The fast path, and the only one for a lone number or string.
-    try:
-        return json.loads(text), text
-    except ValueError:
-        pass
-
-    first_error = ""
-    for block in [*_FENCE.findall(text), text]:
-        try:
-            return _first_value(block)
-        except NoJSONError as error:
-            first_error = first_error or str(error)
-    raise NoJSONError(first_error)
+    found: list[Found] = []
+    for block in _FENCE.findall(text):
+        found += _values(block.strip(), ends_answer=False)
+    # The text holds the fenced values too: each is tried once.
+    seen = {item.source for item in found if not item.problem}
+    found += [
+        item for item in _values(text, ends_answer=True) if item.problem or item.source not in seen
+    ]
+    return found or [Found(problem=NO_JSON)]
 
 
 def _after_thinking(text: str) -> str:
@@ -81,23 +131,87 @@ def _after_thinking(text: str) -> str:
     return "" if end < 0 else stripped[end + len("</think>") :]
 
 
-def _first_value(text: str) -> tuple[Any, str]:
-    """The first JSON object or array that decodes, and its exact text."""
-    decoder = json.JSONDecoder()
-    first_error: ValueError | None = None
-    for start, char in enumerate(text):
-        if char not in "{[":
-            continue
+def _values(block: str, *, ends_answer: bool) -> list[Found]:
+    """The top-level values in `block`: itself when it is one JSON value, else its objects and
+    arrays; `ends_answer` when the answer ends where `block` does."""
+    if block[:1] not in ("{", "["):
+        if block in _CONSTANTS:
+            return [Found(problem=_invalid(_NAN))]
         try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError as error:
-            first_error = first_error or error
-            continue
-        return value, text[start:end]
+            return [Found(_loads(block), block)]
+        except ValueError:
+            pass
+    return list(_objects_and_arrays(block, ends_answer=ends_answer))
 
-    if first_error is None:
-        raise NoJSONError("the answer holds no JSON object or array")
-    raise NoJSONError(f"the answer holds no complete JSON value ({first_error})")
+
+def _objects_and_arrays(text: str, *, ends_answer: bool) -> Iterator[Found]:
+    """The objects and arrays at the top level of `text`, in order, decoded or not."""
+    opening = _OPENING.search(text)
+    while opening:
+        start = opening.start()
+        end, deepest = _closing(text, start)
+        if deepest > _MAX_NESTING:
+            yield Found(problem=_TOO_DEEP, cut=end is None and ends_answer)
+        elif end is None:
+            yield Found(problem=_unfinished(text[start:]), cut=ends_answer)
+        else:
+            yield _decoded(text[start:end])
+        if end is None:
+            return
+        opening = _OPENING.search(text, end)
+
+
+def _closing(text: str, start: int) -> tuple[int | None, int]:
+    """Where the bracket at `start` closes (None when it never does), and how deep it nests."""
+    # Brackets count outside JSON strings only, as a decoder counts them.
+    depth = deepest = 0
+    for token in _TOKEN.finditer(text, start):
+        mark = token.group()
+        if mark == '"':
+            break
+        if mark[0] == '"':
+            continue
+        depth += 1 if mark in "[{" else -1
+        deepest = max(deepest, depth)
+        if depth == 0:
+            return token.end(), deepest
+    return None, deepest
+
+
+def _decoded(source: str) -> Found:
+    """`source`, a whole object or array, decoded; or what keeps it from decoding."""
+    try:
+        return Found(_loads(source), source)
+    except RecursionError:
+        return Found(problem=_TOO_DEEP)
+    except ValueError as error:
+        return Found(problem=_invalid(str(error)))
+
+
+def _unfinished(source: str) -> str:
+    """The problem of an object or array that never closes, with where the decoder gave up."""
+    try:
+        _loads(source)
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError as error:
+        return f"the answer holds no complete JSON value ({error})"
+    return "the answer holds no complete JSON value"
+
+
+def _loads(text: str) -> Any:
+    """`text` decoded as strict JSON: Python's `json` takes NaN and Infinity, JSON does not."""
+    return json.loads(text, parse_constant=_refuse)
+
+
+def _refuse(constant: str) -> NoReturn:
+    """Refuse a NaN or Infinity in the JSON being decoded."""
+    raise ValueError(_NAN)
+
+
+def _invalid(reason: str) -> str:
+    """The problem of a value that is not valid JSON for `reason`."""
+    return f"the answer is not valid JSON: {reason}"
 
 
 def prepared(schema_type: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
@@ -262,23 +376,27 @@ class StructuredCall(Generic[T]):
 
     def take(self, reply: Reply) -> bool:
         """Read one round's reply: True when `value` holds the answer (see the class)."""
-        from pydantic import ValidationError
-
         self.rounds += 1
-        try:
-            _, found = _locate(reply.text)
-            self._found = [self.adapter.validate_json(found)]
+        cut_short = reply.finish_reason == "length"
+        found, problem = first_fit(reply.text, self._problem_of, cut_short=cut_short)
+        if found is not None:
             return True
-        except NoJSONError as error:
-            problem = str(error)
-        except ValidationError as error:
-            problem = f"it does not match the schema ({describe_errors(error)})"
 
         if self.repairs_left <= 0:
             raise no_valid_answer(self.name, self.rounds, problem, reply, self._hint(reply))
         self.repairs_left -= 1
         self.messages.extend([reply.message, repair_message(problem)])
         return False
+
+    def _problem_of(self, found: Found) -> str:
+        """What is wrong with `found` for the schema; "" when nothing is, and it is now `value`."""
+        from pydantic import ValidationError
+
+        try:
+            self._found = [self.adapter.validate_json(found.source)]
+        except ValidationError as error:
+            return f"it does not match the schema ({describe_errors(error)})"
+        return ""
 
     def _hint(self, reply: Reply) -> str:
         """What to try when no round gave a valid answer."""

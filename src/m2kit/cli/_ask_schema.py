@@ -7,6 +7,7 @@ neither a JSON Schema library nor pydantic.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .._conversation import Conversation
+    from .._structured import Found
     from .._types import Reply
     from ._ask import AskOptions, Notices
 
@@ -31,6 +33,9 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
     "null": type(None),
 }
 _MAX_PROBLEMS = 5
+# How deep into a value, or into the schema itself, the check goes: a recursive schema would
+# otherwise follow a deep enough value down to a RecursionError.
+_MAX_DEPTH = 64
 
 
 def run_structured(
@@ -56,7 +61,7 @@ def run_structured(
     while True:
         rounds += 1
         reply = _reply(conversation, text, options, notices, wanted)
-        value, problem = _checked(reply.text, schema)
+        value, problem = _checked(reply, schema)
         if not problem:
             write_json(value)
             return reply
@@ -91,17 +96,18 @@ def _reply(
         notices.renderer = None
 
 
-def _checked(text: str, schema: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """The JSON value in an answer, and what is wrong with it ("" when nothing is)."""
-    from .._structured import NoJSONError, extract_json
+def _checked(reply: Reply, schema: Mapping[str, Any] | None) -> tuple[Any, str]:
+    """The JSON value in an answer that fits `schema`, and what is wrong when none does (the
+    first value's problem; "" when nothing is)."""
+    from .._structured import first_fit
 
-    try:
-        value = extract_json(text)
-    except NoJSONError as error:
-        return None, " ".join(str(error).split())
+    def problem_of(found: Found) -> str:
+        problems = [] if schema is None else schema_problems(schema, found.value)
+        return f"it does not match the schema ({_joined(problems)})" if problems else ""
 
-    problems = [] if schema is None else schema_problems(schema, value)
-    return value, f"it does not match the schema ({_joined(problems)})" if problems else ""
+    cut_short = reply.finish_reason == "length"
+    found, problem = first_fit(reply.text, problem_of, cut_short=cut_short)
+    return (None, " ".join(problem.split())) if found is None else (found.value, "")
 
 
 def _hint(reply: Reply, options: AskOptions) -> str:
@@ -130,9 +136,11 @@ def load_schema(given: str) -> tuple[dict[str, Any], str]:
         raise ConfigError(f"cannot read the schema file {given}: {error.strerror}") from None
     except ValueError as error:
         raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to read") from None
     if not isinstance(schema, dict):
         raise ConfigError(f"{where} is not a JSON Schema: it should be a JSON object")
-    mistake = _mistake(schema)
+    mistake = _mistake(schema, schema)
     if mistake:
         raise ConfigError(f"{where} is not a usable JSON Schema: {mistake}")
 
@@ -144,13 +152,16 @@ def load_schema(given: str) -> tuple[dict[str, Any], str]:
 _TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 
-def _mistake(schema: object, at: str = "the schema") -> str | None:
-    """The first misspelt or misshapen keyword among those `schema_problems` checks, so that a
-    typo is refused up front instead of letting any answer through; None when there is none."""
+def _mistake(schema: object, root: object, at: str = "the schema", depth: int = 0) -> str | None:
+    """The first misspelt or misshapen keyword among those `schema_problems` checks, or the first
+    `$ref` loop, so that a typo is refused up front instead of letting any answer through; None
+    when there is none. `root` is the whole schema."""
     if isinstance(schema, bool):
         return None
     if not isinstance(schema, dict):
         return f"{at} should be an object or true/false"
+    if depth > _MAX_DEPTH:
+        return f"the schema is nested too deeply to check (more than {_MAX_DEPTH} levels)"
 
     kinds = schema.get("type", [])
     for kind in kinds if isinstance(kinds, list) else [kinds]:
@@ -159,6 +170,8 @@ def _mistake(schema: object, at: str = "the schema") -> str | None:
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
         return f"{at}: required should be a list of property names"
+    if _ref_loop(root, schema):
+        return f"{at}: $ref {schema['$ref']!r} leads round in a loop of $refs"
 
     children: list[tuple[str, object]] = []
     properties = schema.get("properties", {})
@@ -173,28 +186,71 @@ def _mistake(schema: object, at: str = "the schema") -> str | None:
         if not isinstance(options, list):
             return f"{at}: {key} should be a list of schemas"
         children += [(f"{at}.{key}[{n}]", option) for n, option in enumerate(options)]
-    return next((found for path, child in children if (found := _mistake(child, path))), None)
+    for path, child in children:
+        found = _mistake(child, root, path, depth + 1)
+        if found:
+            return found
+    return None
 
 
-def schema_problems(
-    schema: object, value: object, where: str = "", root: object = None
-) -> list[str]:
+def _ref_loop(root: object, schema: Mapping[str, Any]) -> bool:
+    """Whether the `$ref`s from `schema`, followed one after another, come back round."""
+    passed: set[int] = set()
+    node: object = schema
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        if id(node) in passed:
+            return True
+        passed.add(id(node))
+        node = _resolved(root, node["$ref"])
+    return False
+
+
+def schema_problems(schema: object, value: object) -> list[str]:
     """What is wrong with `value` for a JSON Schema, as "where: what" lines; empty when it fits.
 
     A subset of JSON Schema: `type`, `enum`, `const`, `required`, `properties`,
     `additionalProperties`, `items` (one schema for every item), `allOf`, `anyOf`, `oneOf` (read
-    as anyOf) and `$ref` within the schema. Other keywords are not checked.
+    as anyOf) and `$ref` within the schema. Other keywords are not checked. The check stops with
+    a problem more than 64 levels into the value, and where `$ref`s lead round in a loop.
     """
-    root = schema if root is None else root
-    at = where or "the value"
+    return _problems(schema, value, _Place(schema))
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where in the value a check is: the path to it, how deep that is, and the schemas being
+    applied to it there (a `$ref` back to one of them would loop for ever)."""
+
+    root: object
+    where: str = ""
+    depth: int = 0
+    applying: frozenset[int] = frozenset()
+
+    def inside(self, where: str) -> _Place:
+        """A part of the value, at `where`."""
+        return _Place(self.root, where, self.depth + 1)
+
+    def under(self, schema: object) -> _Place:
+        """The same value, with `schema` being applied to it."""
+        return replace(self, applying=self.applying | {id(schema)})
+
+
+def _problems(schema: object, value: object, place: _Place) -> list[str]:
+    """`schema_problems` for the part of the value at `place`."""
+    at = place.where or "the value"
     if schema is False:
         return [f"{at}: not allowed here"]
     if not isinstance(schema, dict):
         return []
+    if id(schema) in place.applying:
+        return [f"{at}: cannot be checked: the schema's $ref leads round in a loop"]
+    if place.depth > _MAX_DEPTH:
+        return [f"{at}: too deeply nested to check (more than {_MAX_DEPTH} levels)"]
 
+    here = place.under(schema)
     problems: list[str] = []
     if isinstance(schema.get("$ref"), str):
-        problems += schema_problems(_resolved(root, schema["$ref"]), value, where, root)
+        problems += _problems(_resolved(place.root, schema["$ref"]), value, here)
     kinds = schema.get("type")
     kinds = [kinds] if isinstance(kinds, str) else kinds
     if isinstance(kinds, list) and not any(_is_kind(value, str(kind)) for kind in kinds):
@@ -208,28 +264,28 @@ def schema_problems(
         problems.append(f"{at}: should be one of {shown}")
 
     for part in schema.get("allOf") or []:
-        problems += schema_problems(part, value, where, root)
+        problems += _problems(part, value, here)
     for key in ("anyOf", "oneOf"):
         parts = schema.get(key)
         if isinstance(parts, list) and parts:
-            found = [schema_problems(part, value, where, root) for part in parts]
+            found = [_problems(part, value, here) for part in parts]
             if all(found):
                 problems.append(f"{at}: matches none of the choices ({found[0][0]})")
 
     if isinstance(value, dict):
-        problems += _object_problems(schema, value, where, root)
+        problems += _object_problems(schema, value, place)
     elif isinstance(value, list) and isinstance(schema.get("items"), (dict, bool)):
         for number, item in enumerate(value):
-            problems += schema_problems(schema["items"], item, f"{where}[{number}]", root)
+            problems += _problems(schema["items"], item, place.inside(f"{place.where}[{number}]"))
     return problems
 
 
 def _object_problems(
-    schema: Mapping[str, Any], value: Mapping[str, Any], where: str, root: object
+    schema: Mapping[str, Any], value: Mapping[str, Any], place: _Place
 ) -> list[str]:
     """The problems of an object's keys: missing, not allowed, or wrong inside."""
     problems = []
-    prefix = f"{where}." if where else ""
+    prefix = f"{place.where}." if place.where else ""
     for key in schema.get("required") or []:
         if key not in value:
             problems.append(f"{prefix}{key}: required but missing")
@@ -238,11 +294,11 @@ def _object_problems(
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
         if key in properties:
-            problems += schema_problems(properties[key], item, prefix + key, root)
+            problems += _problems(properties[key], item, place.inside(prefix + key))
         elif extra is False:
             problems.append(f"{prefix}{key}: not a property the schema allows")
         else:
-            problems += schema_problems(extra, item, prefix + key, root)
+            problems += _problems(extra, item, place.inside(prefix + key))
     return problems
 
 
