@@ -168,17 +168,7 @@ def _ask(options: AskOptions) -> Reply | RunResult | int:
     """The final reply, or the exit code when m2 has already said why there is none."""
     options.check()
     prompt = read_prompt(options.prompt)
-    chosen = settings(
-        model=options.model,
-        base_url=options.base_url,
-        api_key=options.api_key,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        max_tokens=options.max_tokens,
-        retry_budget=options.retry_budget,
-        timeout=options.timeout,
-        profile=options.profile,
-    )
+    chosen = settings(options)
     tools = _tools(options)
     notices = Notices()
 

@@ -172,17 +172,7 @@ def _toolbox(options: ChatOptions) -> Toolbox | None:
 def _open(options: ChatOptions, screen: Screen, tools: Toolbox | None) -> Session:
     if options.resume and options.cid is not None:
         raise ConfigError("give either --cid ID or -c/--continue, not both")
-    found = settings(
-        model=options.model,
-        base_url=options.base_url,
-        api_key=options.api_key,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        max_tokens=options.max_tokens,
-        retry_budget=options.retry_budget,
-        timeout=options.timeout,
-        profile=options.profile,
-    )
+    found = settings(options)
     log = logging_enabled(options.no_log)
     resuming = options.resume or options.cid is not None
     store = open_store(options.db) if log or resuming else None

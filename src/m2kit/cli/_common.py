@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
@@ -83,18 +83,31 @@ class Settings:
         )
 
 
-def settings(
-    *,
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    max_tokens: int | None = None,
-    retry_budget: float | None = None,
-    timeout: float | None = None,
-    profile: str | None = None,
-) -> Settings:
+class Given(Protocol):
+    """What a command was given of the settings every command that talks to a model takes
+    (`model_options`, `connection_options`); None means "not given"."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def retry_budget(self) -> float | None: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def profile(self) -> str | None: ...
+
+
+def settings(given: Given) -> Settings:
     """Flag values (click has already read M2_MODEL and M2_BASE_URL into them) over the config
     file over the built-in defaults."""
     from .._request import DEFAULT_TEMPERATURE, DEFAULT_TIMEOUT, DEFAULT_TOP_P
@@ -102,15 +115,15 @@ def settings(
 
     config = load_config()
     return Settings(
-        model=_first(model, config.model),
-        base_url=_first(base_url, config.base_url),
-        api_key=api_key,
-        temperature=_or(DEFAULT_TEMPERATURE, temperature, config.temperature),
-        top_p=_or(DEFAULT_TOP_P, top_p, config.top_p),
-        max_tokens=_first(max_tokens, config.max_tokens),
-        retry_budget=_or(RetryPolicy().budget, retry_budget, config.retry_budget),
-        timeout=_or(DEFAULT_TIMEOUT, timeout, config.timeout),
-        profile=profile,
+        model=_first(given.model, config.model),
+        base_url=_first(given.base_url, config.base_url),
+        api_key=given.api_key,
+        temperature=_or(DEFAULT_TEMPERATURE, given.temperature, config.temperature),
+        top_p=_or(DEFAULT_TOP_P, given.top_p, config.top_p),
+        max_tokens=_first(given.max_tokens, config.max_tokens),
+        retry_budget=_or(RetryPolicy().budget, given.retry_budget, config.retry_budget),
+        timeout=_or(DEFAULT_TIMEOUT, given.timeout, config.timeout),
+        profile=given.profile,
     )
 
 
