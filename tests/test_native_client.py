@@ -433,6 +433,33 @@ def test_native_block_then_structured_call_keep_distinct_indices(run: Run) -> No
     assert len({delta.index for delta in call_deltas(events)}) == 2
 
 
+def test_standard_native_standard_calls_keep_distinct_indices(run: Run) -> None:
+    """If a standard call, a native block and another standard call stream in that order, then
+    the three calls and their deltas have three different indices."""
+    second = {"id": "call_t", "function": {"name": "get_time", "arguments": '{"zone": "UTC"}'}}
+    run.server.queue(
+        stream_step(
+            [
+                chunk(tool_calls=[{"index": 0, **STRUCTURED}]),
+                chunk("Plan.</think>\n\n" + BLOCK),
+                chunk(tool_calls=[{"index": 1, **second}]),
+                chunk(finish_reason="tool_calls"),
+            ]
+        )
+    )
+
+    events = run.stream(tools=TOOLS)
+    reply = reply_of(events)
+
+    assert len({call.index for call in reply.tool_calls}) == 3
+    by_index: dict[int, set[str]] = {}
+    for delta in call_deltas(events):
+        if delta.id:
+            by_index.setdefault(delta.index, set()).add(delta.id)
+    assert all(len(ids) == 1 for ids in by_index.values())
+    assert len(by_index) == 3
+
+
 # History and stream endings.
 
 

@@ -337,7 +337,9 @@ class ChunkAccumulator:
         self._offered = tools
         self._thinking_fed = False  # reasoning went into _native_thinking since it last ended
         self._native_calls: list[ToolCall] = []
-        self._structured_offset: int | None = None  # set by the first standard fragment
+        # A standard call's server index to the index it goes by (moved when a native call
+        # had taken it), once native calls have come.
+        self._index_map: dict[int, int] = {}
         self._raw: list[str] = []
         self._model = model
         self._provider = provider
@@ -398,18 +400,24 @@ class ChunkAccumulator:
         self.finish_reason = _text(choice.get("finish_reason")) or self.finish_reason
 
     def _structured(self, raw: object) -> object:
-        """Standard tool-call fragments, renumbered past any native call that came first, so
-        that two calls never share an index."""
-        if self._structured_offset is None:
-            self._structured_offset = _next_index(tuple(self._native_calls))
-        if not self._structured_offset:
+        """Standard tool-call fragments, each server index kept unless a native call took it
+        first: then it moves past every call so far, so that two calls never share an index."""
+        if not self._native_calls and not self._index_map:
             return raw
         renumbered = []
         for position, item in enumerate(_tool_call_list(raw)):
             index = _int(item.get("index"))
-            base = position if index is None else index
-            renumbered.append(item | {"index": base + self._structured_offset})
+            given = position if index is None else index
+            if given not in self._index_map:
+                native = {call.index for call in self._native_calls}
+                ours = given if given not in native else self._next_free()
+                self._index_map[given] = ours
+            renumbered.append(item | {"index": self._index_map[given]})
         return renumbered
+
+    def _next_free(self) -> int:
+        used = [*self._native_calls, *self._tools.result()]
+        return max([call.index for call in used] + list(self._index_map.values()), default=-1) + 1
 
     def _end_native_thinking(self, events: list[StreamEvent]) -> None:
         """Settle what the reasoning's block scanner held back: calls, or thinking after all."""
