@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
@@ -236,7 +237,9 @@ def prepared(schema_type: Any) -> tuple[TypeAdapter[Any], dict[str, Any]]:
 def schema_name(schema_type: Any) -> str:
     """A name for the schema within what OpenAI-style servers accept (`[A-Za-z0-9_-]{1,64}`)."""
     # Classes have a plain name; `list[app.models.Item]` becomes `list_Item`.
-    name = schema_type.__name__ if isinstance(schema_type, type) else str(schema_type)
+    # `list[City]` counts as a type on Python 3.10; its arguments tell it from a class.
+    plain = isinstance(schema_type, type) and not typing.get_args(schema_type)
+    name = schema_type.__name__ if plain else str(schema_type)
     name = re.sub(r"\b(?:\w+\.)+", "", name)
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
     return name[:64] or "answer"
