@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
+    from typing_extensions import Self
+
 MODEL = "MiniMaxAI/MiniMax-M2"
 PROMPT = "Write a Python function to calculate factorial."
 CLOSE_TAG = "</think>"
@@ -94,7 +96,7 @@ class ScriptedReply:
 
     def sse_body(self) -> bytes:
         """The stream as server-sent events, one HTTP chunk per event."""
-        events = [b"data: " + _dumps(chunk) + b"\n\n" for chunk in self.chunks()]
+        events = [b"data: " + dumps(chunk) + b"\n\n" for chunk in self.chunks()]
         events.append(b"data: [DONE]\n\n")
         framed = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
         return b"".join(framed) + b"0\r\n\r\n"
@@ -152,65 +154,52 @@ def _choice(delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 
-def _dumps(payload: object) -> bytes:
+def dumps(payload: object) -> bytes:
     # Compact UTF-8 JSON, as vLLM and the router's providers send it.
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _response(status: str, content_type: str, body: bytes, *, chunked: bool) -> bytes:
+def response(status: str, content_type: str, body: bytes, *, chunked: bool) -> bytes:
     framing = "transfer-encoding: chunked" if chunked else f"content-length: {len(body)}"
     head = f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{framing}\r\n\r\n"
     return head.encode() + body
 
 
-class BenchServer:
-    """A threaded server on a free port of 127.0.0.1, started on creation.
+class LocalServer:
+    """A threaded HTTP/1.1 server on a free port of 127.0.0.1, started on creation; subclasses
+    say what each POST gets (`answer`). `connections` counts the connections accepted. Use it
+    as a context manager, or call `close()`."""
 
-    `base_url(name)` is the OpenAI base URL that streams the reply called `name`. A request for
-    an unknown reply, or one that does not ask for a stream, gets a 400 with an OpenAI-style
-    error body, so a misconfigured client fails instead of being timed. `served` counts the
-    streams sent.
-    """
-
-    def __init__(self, *replies: ScriptedReply) -> None:
+    def __init__(self, name: str) -> None:
         self.served = 0
+        self.connections = 0
         self._lock = threading.Lock()
-        self._answers = {
-            reply.name: _response("200 OK", "text/event-stream", reply.sse_body(), chunked=True)
-            for reply in replies
-        }
         self._httpd = _HTTPServer(self)
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="bench-server", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=name, daemon=True)
         self._thread.start()
 
-    def base_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self._port}/{name}/v1"
+    def base_url(self, route: str) -> str:
+        return f"http://127.0.0.1:{self._port}/{route}/v1"
 
     def answer(self, path: str, body: bytes) -> bytes:
-        name, _, route = path.lstrip("/").partition("/")
-        try:
-            request = json.loads(body)
-        except ValueError:
-            request = None
+        """The whole HTTP response, head and body, to a POST of `body` to `path`."""
+        raise NotImplementedError
 
-        if name not in self._answers or route != "v1/chat/completions":
-            return _error(f"bench server: no reply at {path}")
-        if not isinstance(request, dict) or request.get("stream") is not True:
-            return _error("bench server: only streamed chat requests are answered")
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
+    def count_served(self) -> None:
         with self._lock:
             self.served += 1
-        return self._answers[name]
 
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
 
-    def __enter__(self) -> BenchServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -222,18 +211,53 @@ class BenchServer:
         self.close()
 
 
-def _error(message: str) -> bytes:
-    body = _dumps({"error": {"message": message, "type": "invalid_request_error"}})
-    return _response("400 Bad Request", "application/json", body, chunked=False)
+class BenchServer(LocalServer):
+    """A `LocalServer` whose `base_url(name)` streams the reply called `name`.
+
+    A request for an unknown reply, or one that does not ask for a stream, gets a 400 with an
+    OpenAI-style error body, so a misconfigured client fails instead of being timed. `served`
+    counts the streams sent.
+    """
+
+    def __init__(self, *replies: ScriptedReply) -> None:
+        self._answers = {
+            reply.name: response("200 OK", "text/event-stream", reply.sse_body(), chunked=True)
+            for reply in replies
+        }
+        super().__init__("bench-server")
+
+    def answer(self, path: str, body: bytes) -> bytes:
+        name, _, route = path.lstrip("/").partition("/")
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+
+        if name not in self._answers or route != "v1/chat/completions":
+            return error_response(f"bench server: no reply at {path}")
+        if not isinstance(request, dict) or request.get("stream") is not True:
+            return error_response("bench server: only streamed chat requests are answered")
+
+        self.count_served()
+        return self._answers[name]
+
+
+def error_response(message: str) -> bytes:
+    body = dumps({"error": {"message": message, "type": "invalid_request_error"}})
+    return response("400 Bad Request", "application/json", body, chunked=False)
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, bench: BenchServer) -> None:
+    def __init__(self, owner: LocalServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.bench = bench
+        self.owner = owner
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.owner.connected()
+        super().process_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -245,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.wfile.write(self.server.bench.answer(self.path, body))
+        self.wfile.write(self.server.owner.answer(self.path, body))
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the benchmark's table is the output."""

@@ -30,26 +30,32 @@ import http.client
 import json
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
 
 import m2kit
-from _bench_stream import CLOSE_TAG, MODEL, ScriptedReply, big_reply
+from _bench_stream import (
+    CLOSE_TAG,
+    MODEL,
+    LocalServer,
+    ScriptedReply,
+    big_reply,
+    dumps,
+    error_response,
+    response,
+)
 from m2kit import AnswerDelta, profile_for
 from m2kit._accumulate import ChunkAccumulator
 from m2kit._agent import DEFAULT_TOOL_TIMEOUT
 from m2kit._native_tools import NativeToolStream
-from run import Row, WrongOutput, format_table, machine
+from run import Row, WrongOutput, format_table, machine, printer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from types import TracebackType
 
     from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
@@ -168,7 +174,7 @@ def _whole_body(number: int, *, native: bool) -> bytes:
         ],
         "usage": _USAGE,
     }
-    return _response("200 OK", "application/json", _dumps(completion), chunked=False)
+    return response("200 OK", "application/json", dumps(completion), chunked=False)
 
 
 def _stream_body(number: int, *, native: bool) -> bytes:
@@ -185,9 +191,9 @@ def _stream_body(number: int, *, native: bool) -> bytes:
     chunks = [_chunk(delta, None) for delta in deltas]
     chunks.append(_chunk({}, "stop" if call is None else "tool_calls"))
     chunks.append({**_chunk(None, None), "usage": _USAGE})
-    events = [b"data: " + _dumps(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
+    events = [b"data: " + dumps(chunk) + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
     body = b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events) + b"0\r\n\r\n"
-    return _response("200 OK", "text/event-stream", body, chunked=True)
+    return response("200 OK", "text/event-stream", body, chunked=True)
 
 
 _USAGE = {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}
@@ -202,16 +208,6 @@ def _chunk(delta: dict[str, Any] | None, finish_reason: str | None) -> dict[str,
         "model": MODEL,
         "choices": [] if delta is None else [choice],
     }
-
-
-def _dumps(payload: object) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _response(status: str, content_type: str, body: bytes, *, chunked: bool) -> bytes:
-    framing = "transfer-encoding: chunked" if chunked else f"content-length: {len(body)}"
-    head = f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{framing}\r\n\r\n"
-    return head.encode() + body
 
 
 class Refused(Exception):
@@ -261,19 +257,15 @@ def _check_step(number: int, reply: Any, result: Any) -> None:
         raise Refused(f"step {number}: expected the tool result {expected}, got {result}")
 
 
-class LoopServer:
-    """A threaded server on a free port of 127.0.0.1 that plays the three-step loop.
+class LoopServer(LocalServer):
+    """A `LocalServer` that plays the three-step loop.
 
     `base_url("standard")` answers with standard `tool_calls`, `base_url("native")` with native
     blocks in `content`; a request with `"stream": true` gets the step as server-sent events.
-    Every answer is encoded once, at start. `served` counts the steps answered, `connections`
-    the connections accepted.
+    Every answer is encoded once, at start. `served` counts the steps answered.
     """
 
     def __init__(self) -> None:
-        self.served = 0
-        self.connections = 0
-        self._lock = threading.Lock()
         self._answers = {
             (form, stream, number): (_stream_body if stream else _whole_body)(
                 number, native=form == "native"
@@ -282,82 +274,20 @@ class LoopServer:
             for stream in (False, True)
             for number in range(STEPS)
         }
-        self._httpd = _HTTPServer(self)
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="agent-bench-server", daemon=True
-        )
-        self._thread.start()
-
-    def base_url(self, form: str) -> str:
-        return f"http://127.0.0.1:{self._port}/{form}/v1"
-
-    def connected(self) -> None:
-        with self._lock:
-            self.connections += 1
+        super().__init__("agent-bench-server")
 
     def answer(self, path: str, body: bytes) -> bytes:
         form, _, route = path.lstrip("/").partition("/")
         if form not in ("standard", "native") or route != "v1/chat/completions":
-            return _error(f"agent bench server: nothing at {path}")
+            return error_response(f"agent bench server: nothing at {path}")
         try:
             request = json.loads(body)
             number = step_of(request)
         except (ValueError, Refused) as exc:
-            return _error(f"agent bench server: {exc}")
+            return error_response(f"agent bench server: {exc}")
 
-        with self._lock:
-            self.served += 1
+        self.count_served()
         return self._answers[(form, request.get("stream") is True, number)]
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> LoopServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _error(message: str) -> bytes:
-    body = _dumps({"error": {"message": message, "type": "invalid_request_error"}})
-    return _response("400 Bad Request", "application/json", body, chunked=False)
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, loop: LoopServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.loop = loop
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.loop.connected()
-        super().process_request(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # A small answer written after the request's ACK is due can otherwise wait ~40 ms on Linux.
-    disable_nagle_algorithm = True
-    timeout = 30
-    server: _HTTPServer
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.wfile.write(self.server.loop.answer(self.path, body))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the benchmark's table is the output."""
 
 
 # The loops being compared. Each starts from the prompt alone: a fresh loop on a kept client.
@@ -860,7 +790,7 @@ STAGE_ANCHORS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
-    say = _printer(options.quiet)
+    say = printer(options.quiet)
     lookup = Lookup()
     times = {"repeat": options.repeat, "loops": options.loops}
 
@@ -879,14 +809,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine())
     print(format_table(rows, markdown=options.markdown))
     return 0
-
-
-def _printer(quiet: bool) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        if not quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    return say
 
 
 def _parser() -> argparse.ArgumentParser:

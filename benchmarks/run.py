@@ -403,7 +403,7 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     small, big = small_reply(), big_reply(options.chunks)
-    say = _printer(options.quiet)
+    say = printer(options.quiet)
 
     with tempfile.TemporaryDirectory(prefix="m2-bench-") as folder:
         cache = None if options.no_bytecode_cache else Path(folder)
@@ -450,7 +450,7 @@ def _measure(
     )
 
 
-def _printer(quiet: bool) -> Callable[[str], None]:
+def printer(quiet: bool) -> Callable[[str], None]:
     def say(message: str) -> None:
         if not quiet:
             print(message, file=sys.stderr, flush=True)
