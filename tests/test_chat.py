@@ -550,3 +550,17 @@ def test_no_log_keeps_the_store_empty(server: ScriptedServer, home: Path) -> Non
 
     assert flag.returncode == variable.returncode == 0
     assert not (home / "m2.db").exists()
+
+
+def test_cid_takes_the_short_id_m2_logs_shows(server: ScriptedServer, home: Path) -> None:
+    """If --cid is a unique prefix (m2 logs shows 8 characters), then that conversation goes on,
+    as with m2 ask --cid."""
+    server.queue(reply("a", "A."), reply("b", "B."), reply("c", "C."))
+    chat_lines(server, home, "alpha\n")
+    alpha = stored(home).id
+    chat_lines(server, home, "beta\n")
+
+    result = chat_lines(server, home, "gamma\n", "--cid", alpha[:8])
+
+    assert result.returncode == 0, result.stderr
+    assert sent(server, 2)[0] == {"role": "user", "content": "alpha"}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .._errors import ConfigError, StreamError, StreamErrorEvent
 from .._types import Reply
 from ._ask_schema import run_structured
-from ._common import logging_enabled, open_store, settings
+from ._common import logging_enabled, open_store, settings, to_continue
 from ._output import EXIT_FAILURE, EXIT_OK, guarded, is_terminal, say, write_json
 from ._render import StreamRenderer, describe_notice, footer, reply_json, show_whole, write_raw
 
@@ -219,12 +219,12 @@ def _conversation(
         return Conversation(client, options.system, recorder=recorder, **params)
 
     assert store is not None
-    found = store.find_conversation(options.cid) if options.cid else store.latest_conversation_id()
-    if found is None:
-        raise ConfigError(
-            "there is no earlier conversation to continue",
-            hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
-        )
+    found = to_continue(
+        store,
+        options.cid,
+        none="there is no earlier conversation to continue",
+        hint='Start one with m2 ask "…" (without -c), or see m2 logs.',
+    )
     conversation = Conversation.resume(
         store.load(found),
         client,

@@ -20,7 +20,7 @@ from .._errors import ConfigError, M2Error
 from .._types import ParameterDropped
 from ._chat_commands import handle
 from ._chat_session import Screen, Session, Toolbox, typed_line
-from ._common import logging_enabled, open_store, settings
+from ._common import logging_enabled, open_store, settings, to_continue
 from ._output import EXIT_FAILURE, EXIT_OK, broken_pipe, failed, interrupted, is_terminal, say
 from ._render import StreamRenderer, describe_notice
 
@@ -220,12 +220,12 @@ def _resumed(
 ) -> Conversation:
     from .._conversation import Conversation
 
-    cid = options.cid or store.latest_conversation_id()
-    if cid is None:
-        raise ConfigError(
-            f"there is no stored conversation to continue in {store.path}",
-            hint="Start one with `m2 chat`.",
-        )
+    cid = to_continue(
+        store,
+        options.cid,
+        none=f"there is no stored conversation to continue in {store.path}",
+        hint="Start one with `m2 chat`.",
+    )
     conversation = Conversation.resume(
         store.load(cid),
         client,

@@ -40,6 +40,25 @@ def logging_enabled(no_log: bool) -> bool:
     return not no_log and flag in ("", "0", "false", "no", "off")
 
 
+def to_continue(store: Store, cid: str | None, *, none: str, hint: str) -> str:
+    """The full id of the stored conversation `--cid` names (a unique prefix, as `m2 logs`
+    shows, will do), or of the latest one for `-c`. ConfigError when there is none: `none` and
+    `hint` say so for `-c`."""
+    from .._errors import ConfigError
+
+    if not cid:
+        latest = store.latest_conversation_id()
+        if latest is None:
+            raise ConfigError(none, hint=hint)
+        return latest
+    found = store.find_conversation(cid)
+    if found is None:
+        raise ConfigError(
+            f"no conversation {cid!r} in {store.path}", hint="List them with `m2 logs`."
+        )
+    return found
+
+
 def open_store(db: str | None) -> Store:
     """The store at `db`, or at the default path."""
     from .._store import Store, default_db_path
